@@ -99,7 +99,7 @@ class LocationCounts(_Frozen):
 
     full_matched: int = 0
     partial_resolved: int = 0
-    partial_ambiguous: int = 0
+    partial_unresolved: int = Field(0, description="Outward code not within one authority")
     unmatched: int = 0
     no_authority: int = Field(0, description="Matched a postcode whose authority is a pseudo-code")
     invalid: int = 0

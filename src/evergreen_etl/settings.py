@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EVERGREEN_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(Path("data"), description="Root of raw/ and staged/ files")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under data_dir")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite under data_dir"
+    )
     users_url: str = DEFAULT_USERS_URL
     postcodes_url: str = DEFAULT_POSTCODES_URL
     pseudonym_key: SecretStr | None = None

@@ -1,0 +1,105 @@
+"""The keyed pseudonym: HMAC-SHA256 over the normalised email, with a managed secret key.
+
+HMAC, not a plain or salted SHA-256, because a plain hash of an email is reversed by hashing
+a list of emails; without the key nobody can recompute or test a pseudonym.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import stat
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.settings import Settings, validate_key_text
+
+log = logging.getLogger("evergreen_etl.anonymise")
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+_KEY_ID_MESSAGE = b"evergreen-etl key id v1"
+
+
+def normalise_email(value: str) -> str | None:
+    """Trimmed, Unicode-normalised (NFKC), lower-cased email, or None if it is not one."""
+    email = unicodedata.normalize("NFKC", value).strip().lower()
+    return email if _EMAIL_RE.match(email) else None
+
+
+@dataclass(frozen=True)
+class PseudonymKey:
+    """A secret key and its public identifier. The key never appears in repr or logs."""
+
+    secret: bytes = field(repr=False)
+    key_id: str
+
+    @classmethod
+    def from_text(cls, text: str) -> PseudonymKey:
+        """Build from the key's text form (validated: long enough, not a placeholder)."""
+        try:
+            secret = validate_key_text(text).encode()
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        key_id = hmac.new(secret, _KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:16]
+        return cls(secret=secret, key_id=key_id)
+
+    def pseudonymiser(self) -> Pseudonymiser:
+        """A callable that maps a normalised email to its pseudonym."""
+        return Pseudonymiser(self)
+
+
+class Pseudonymiser:
+    """Map normalised emails to hex HMAC-SHA256 pseudonyms (fast: the keyed state is reused)."""
+
+    def __init__(self, key: PseudonymKey) -> None:
+        self._base = hmac.new(key.secret, digestmod=hashlib.sha256)
+
+    def __call__(self, normalised_email: str) -> str:
+        mac = self._base.copy()
+        mac.update(normalised_email.encode())
+        return mac.hexdigest()
+
+
+def load_key(settings: Settings) -> PseudonymKey:
+    """The pseudonym key from the environment, else from the key file (created on first use)."""
+    if settings.pseudonym_key is not None:
+        return PseudonymKey.from_text(settings.pseudonym_key.get_secret_value())
+    path = settings.effective_key_file
+    if not path.exists():
+        _create_key_file(path)
+    return PseudonymKey.from_text(_read_key_file(path))
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    log.warning(
+        "created a new pseudonym key at %s: keep it safe and back it up; without it, "
+        "later snapshots cannot be linked to this history",
+        path,
+    )
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{path}: cannot read the pseudonym key file ({exc.strerror})"
+        ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"{path}: the pseudonym key file is accessible to other users; run: chmod 600 {path}"
+        )
+    return path.read_text().strip()

@@ -1,0 +1,395 @@
+"""The ``evergreen-etl`` command: a thin Typer layer over the library API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from evergreen_etl import __version__
+from evergreen_etl.errors import ConfigurationError, EvergreenError
+from evergreen_etl.logs import LogFormat, configure_logging
+from evergreen_etl.models import RunResult
+from evergreen_etl.report.render import ReportFormat, render
+from evergreen_etl.settings import Settings, load_settings
+from evergreen_etl.times import parse_as_of
+
+app = typer.Typer(
+    help="Pseudonymise Evergreen's customers, keep their address history and count users "
+    "by local authority.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Create or migrate the warehouse schema (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+_err = Console(stderr=True)
+_UNEXPECTED_EXIT = 70
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="EVERGREEN_DATA_DIR", help="Root of raw/ and staged/ files."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="EVERGREEN_DATABASE_URL",
+        help="SQLAlchemy URL of the warehouse [default: sqlite under the data dir].",
+    ),
+]
+UsersUrl = Annotated[
+    str | None,
+    typer.Option("--users-url", envvar="EVERGREEN_USERS_URL", help="users.json: URL or path."),
+]
+PostcodesUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--postcodes-url", envvar="EVERGREEN_POSTCODES_URL", help="postcodes.zip: URL or path."
+    ),
+]
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Snapshot time, YYYY-MM-DD or ISO 8601 (UTC if no zone)."),
+]
+Absent = Annotated[
+    Literal["close", "keep"],
+    typer.Option(help="What to do with users missing from a snapshot: close their row or keep it."),
+]
+MinCount = Annotated[
+    int | None,
+    typer.Option("--min-count", min=1, help="Suppress counts below K (disclosure control)."),
+]
+Format = Annotated[ReportFormat, typer.Option("--format", help="Output format.")]
+MaxRejectRate = Annotated[
+    float | None,
+    typer.Option(
+        "--max-reject-rate",
+        min=0.0,
+        max=1.0,
+        help="Fail when a larger share of records is rejected.",
+    ),
+]
+AutoUpgrade = Annotated[
+    bool, typer.Option("--auto-upgrade", help="Migrate an out-of-date warehouse schema first.")
+]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
+LogFormatOption = Annotated[
+    LogFormat, typer.Option("--log-format", help="Logs on stderr as text or JSON lines.")
+]
+
+
+@contextmanager
+def _command(
+    debug: bool = False, quiet: bool = False, log_format: LogFormat = "text"
+) -> Iterator[None]:
+    """Set up logging; turn our errors into a one-line message and an exit status."""
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    configure_logging(level=level, fmt=log_format)
+    try:
+        yield
+    except EvergreenError as exc:
+        if debug:
+            traceback.print_exc()
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            _err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=exc.exit_code) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _err.print(f"[bold red]error:[/] invalid setting: {problems}", highlight=False)
+        raise typer.Exit(code=ConfigurationError.exit_code) from None
+    except KeyboardInterrupt:
+        _err.print("interrupted")
+        raise typer.Exit(code=130) from None
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        # The type only: an unexpected exception's text might quote input data.
+        _err.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}; rerun with --debug for details",
+            highlight=False,
+        )
+        raise typer.Exit(code=_UNEXPECTED_EXIT) from None
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**overrides)
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_as_of(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"--as-of: {exc}") from None
+
+
+def _print_summary(result: RunResult) -> None:
+    """An end-of-run summary on stderr: counts only, never personal data."""
+    loaded, anonymised = result.load, result.anonymise
+    table = Table(title="Run summary", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows: list[tuple[str, object]] = [
+        ("records read", anonymised.records_read),
+        ("rejected (no usable email)", anonymised.rejected),
+        ("as of", f"{loaded.as_of:%Y-%m-%d %H:%M:%S} UTC"),
+    ]
+    if loaded.skipped:
+        rows.append(("load", "snapshot already loaded: nothing changed"))
+    else:
+        rows += [
+            ("users in snapshot", loaded.users_in_snapshot),
+            ("duplicates resolved", loaded.duplicates),
+            ("new / returned", f"{loaded.new} / {loaded.returned}"),
+            ("moved / left / unchanged", f"{loaded.moved} / {loaded.left} / {loaded.unchanged}"),
+            (
+                "postcodes loaded",
+                loaded.postcodes_loaded if loaded.postcodes_loaded is not None else "unchanged",
+            ),
+        ]
+        rows += [
+            (f"located: {k.replace('_', ' ')}", v) for k, v in loaded.location.model_dump().items()
+        ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    _err.print(table)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"evergreen-etl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Pseudonymise customers, keep their address history, count users by authority."""
+
+
+@app.command()
+def extract(
+    data_dir: DataDir = None,
+    users_url: UsersUrl = None,
+    postcodes_url: PostcodesUrl = None,
+    debug: Debug = False,
+    quiet: Quiet = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Fetch users.json and postcodes.zip into DATA_DIR/raw with a manifest."""
+    from evergreen_etl.extract import extract as extract_sources
+
+    with _command(debug, quiet, log_format):
+        settings = _settings(data_dir=data_dir, users_url=users_url, postcodes_url=postcodes_url)
+        result = extract_sources(settings, progress=not quiet)
+        typer.echo(result.model_dump_json(indent=2))
+
+
+@app.command()
+def anonymise(
+    data_dir: DataDir = None,
+    max_reject_rate: MaxRejectRate = None,
+    debug: Debug = False,
+    quiet: Quiet = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Pseudonymise raw users into DATA_DIR/staged (records, rejects, quality summary)."""
+    from evergreen_etl.anonymise import anonymise as anonymise_users
+
+    with _command(debug, quiet, log_format):
+        settings = _settings(data_dir=data_dir)
+        result = anonymise_users(settings, max_reject_rate=max_reject_rate, progress=not quiet)
+        typer.echo(result.model_dump_json(indent=2))
+
+
+@app.command()
+def load(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    as_of: AsOf = None,
+    absent: Absent = "close",
+    auto_upgrade: AutoUpgrade = False,
+    debug: Debug = False,
+    quiet: Quiet = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2)."""
+    from evergreen_etl.load import load as load_snapshot
+
+    with _command(debug, quiet, log_format):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        result = load_snapshot(
+            settings,
+            as_of=_as_of(as_of),
+            absent=absent,
+            auto_upgrade=auto_upgrade,
+            progress=not quiet,
+        )
+        typer.echo(result.model_dump_json(indent=2))
+
+
+@app.command()
+def report(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    as_of: AsOf = None,
+    fmt: Format = "table",
+    min_count: MinCount = None,
+    debug: Debug = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Distinct users by local authority, now or --as-of a past time."""
+    from evergreen_etl.report import report as build_report
+
+    with _command(debug, True, log_format):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        result = build_report(settings, as_of=_as_of(as_of), min_count=min_count)
+        sys.stdout.write(render(result, fmt))
+
+
+@app.command()
+def run(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    users_url: UsersUrl = None,
+    postcodes_url: PostcodesUrl = None,
+    as_of: AsOf = None,
+    absent: Absent = "close",
+    fmt: Format = "table",
+    min_count: MinCount = None,
+    max_reject_rate: MaxRejectRate = None,
+    debug: Debug = False,
+    quiet: Quiet = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Extract, anonymise, load and report, in order; the report goes to stdout."""
+    from evergreen_etl.pipeline import run as run_pipeline
+
+    with _command(debug, quiet, log_format):
+        settings = _settings(
+            data_dir=data_dir,
+            database_url=database_url,
+            users_url=users_url,
+            postcodes_url=postcodes_url,
+        )
+        result = run_pipeline(
+            settings,
+            as_of=_as_of(as_of),
+            absent=absent,
+            min_count=min_count,
+            max_reject_rate=max_reject_rate,
+            progress=not quiet,
+        )
+        if not quiet:
+            _print_summary(result)
+        sys.stdout.write(render(result.report, fmt))
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    users: Annotated[int, typer.Option(min=1, help="People in the first snapshot.")] = 2000,
+    postcodes: Annotated[int, typer.Option(min=100, help="Rows in the postcode lookup.")] = 20000,
+    snapshots: Annotated[int, typer.Option(min=1, help="Successive snapshots to load.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 42,
+    fmt: Format = "table",
+    min_count: MinCount = None,
+    debug: Debug = False,
+    quiet: Quiet = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Generate realistic sample sources (no network) and run the job on each snapshot."""
+    from evergreen_etl.pipeline import demo as run_demo
+
+    with _command(debug, quiet, log_format):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        results = run_demo(
+            settings,
+            users=users,
+            postcodes=postcodes,
+            snapshots=snapshots,
+            seed=seed,
+            min_count=min_count,
+            progress=not quiet,
+        )
+        if not quiet:
+            _print_summary(results[-1])
+        sys.stdout.write(render(results[-1].report, fmt))
+
+
+def _db_command(action: Callable[[Settings], str | None]) -> Callable[..., None]:
+    def command(
+        data_dir: DataDir = None, database_url: DatabaseUrl = None, debug: Debug = False
+    ) -> None:
+        with _command(debug):
+            message = action(_settings(data_dir=data_dir, database_url=database_url))
+            if message:
+                typer.echo(message)
+
+    command.__doc__ = action.__doc__
+    return command
+
+
+def _db_upgrade(settings: Settings) -> str:
+    """Migrate the warehouse to the newest schema (creating it if empty)."""
+    from evergreen_etl.warehouse.migrate import head_revision, upgrade
+
+    upgrade(settings.effective_database_url)
+    return f"warehouse at {head_revision()}"
+
+
+def _db_current(settings: Settings) -> str:
+    """Print the warehouse's migration and the newest one this version knows."""
+    from evergreen_etl.warehouse.engine import make_engine
+    from evergreen_etl.warehouse.migrate import current_revision, head_revision
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    return f"current: {current or 'empty'}\nhead: {head_revision()}"
+
+
+db_app.command("upgrade")(_db_command(_db_upgrade))
+db_app.command("current")(_db_command(_db_current))
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target migration, e.g. -1 or base.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    debug: Debug = False,
+) -> None:
+    """Migrate the warehouse down to REVISION (``base`` drops every table: data is lost)."""
+    from evergreen_etl.warehouse.migrate import downgrade
+
+    with _command(debug):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        downgrade(settings.effective_database_url, revision)
+        typer.echo(f"warehouse downgraded to {revision}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

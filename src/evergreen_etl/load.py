@@ -1,0 +1,286 @@
+"""The ``load`` stage: staged users and the postcode lookup into the warehouse, atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Engine, bindparam, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
+from evergreen_etl.errors import (
+    ConcurrentLoadError,
+    SnapshotOrderError,
+    SourceError,
+    WarehouseError,
+)
+from evergreen_etl.extract.manifest import read_manifest
+from evergreen_etl.models import LoadResult, LocationCounts
+from evergreen_etl.settings import Settings
+from evergreen_etl.sources.nspl import PostcodeLookupReader
+from evergreen_etl.times import to_utc_naive, utc_now
+from evergreen_etl.warehouse.dialect import acquire_load_lock
+from evergreen_etl.warehouse.engine import make_engine
+from evergreen_etl.warehouse.lookup import load_postcodes
+from evergreen_etl.warehouse.migrate import require_current_schema
+from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
+from evergreen_etl.warehouse.schema import etl_run
+
+log = logging.getLogger("evergreen_etl.load")
+
+_TIME = bindparam("t", type_=DateTime())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load(
+    settings: Settings,
+    *,
+    as_of: datetime | None = None,
+    absent: AbsentPolicy = "close",
+    postcodes_path: Path | None = None,
+    auto_upgrade: bool = False,
+    engine: Engine | None = None,
+    progress: bool = True,
+) -> LoadResult:
+    """Merge the staged snapshot (and the lookup, when it changed) into the warehouse.
+
+    Everything happens in one transaction under the load lock: a failure leaves the
+    warehouse exactly as it was. The snapshot time is ``as_of``, else the users source's
+    Last-Modified, else now (UTC). A snapshot older than the newest loaded one is refused;
+    the same snapshot loaded again changes nothing.
+    """
+    summary = read_staged_summary(settings.staged_dir)
+    staged_users = settings.staged_dir / STAGED_USERS
+    lookup_path = postcodes_path or settings.raw_dir / "postcodes.zip"
+    if not lookup_path.exists():
+        raise SourceError(f"{lookup_path}: postcode lookup not found (run `evergreen-etl extract`)")
+    entry = read_manifest(settings.raw_dir).get("postcodes")
+    same_lookup = (
+        entry is not None and lookup_path.resolve() == (settings.raw_dir / entry.path).resolve()
+    )
+    postcodes_sha = entry.sha256 if entry is not None and same_lookup else _sha256(lookup_path)
+    moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
+    moment = to_utc_naive(moment)
+
+    own_engine = engine is None
+    engine = engine or make_engine(settings.effective_database_url)
+    try:
+        if own_engine:
+            require_current_schema(engine, auto_upgrade=auto_upgrade or _is_empty(engine))
+        else:
+            require_current_schema(engine, auto_upgrade=auto_upgrade)
+        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+            try:
+                with conn.begin():
+                    return _load_in_transaction(
+                        conn,
+                        summary=summary,
+                        staged_users=staged_users,
+                        lookup_path=lookup_path,
+                        postcodes_sha=postcodes_sha,
+                        as_of=moment,
+                        absent=absent,
+                        progress=progress,
+                    )
+            except OperationalError as exc:
+                if "database is locked" in str(exc.orig):
+                    raise ConcurrentLoadError(
+                        "another load is writing to this warehouse; try again when it ends"
+                    ) from None
+                raise
+            except IntegrityError as exc:
+                raise WarehouseError(
+                    f"the merge broke a warehouse rule and was rolled back: {exc.orig}"
+                ) from None
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def _is_empty(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return not inspect(engine).get_table_names()
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value))
+
+
+def _load_in_transaction(
+    conn: Connection,
+    *,
+    summary: dict[str, Any],
+    staged_users: Path,
+    lookup_path: Path,
+    postcodes_sha: str,
+    as_of: datetime,
+    absent: AbsentPolicy,
+    progress: bool,
+) -> LoadResult:
+    acquire_load_lock(conn)
+    key_id = str(summary["key_id"])
+    users_sha = summary.get("source_sha256")
+    _check_key(conn, key_id)
+    latest = conn.execute(
+        select(etl_run.c.as_of, etl_run.c.users_sha256)
+        .where(etl_run.c.status == "succeeded")
+        .order_by(etl_run.c.as_of.desc(), etl_run.c.run_id.desc())
+        .limit(1)
+    ).first()
+    if latest is not None:
+        latest_as_of = latest.as_of
+        same_snapshot = users_sha is not None and users_sha == latest.users_sha256
+        if as_of < latest_as_of or (as_of == latest_as_of and not same_snapshot):
+            raise SnapshotOrderError(
+                f"a snapshot as of {latest_as_of:%Y-%m-%d %H:%M:%S} is already loaded; "
+                f"refusing a snapshot as of {as_of:%Y-%m-%d %H:%M:%S} (history only moves forward)"
+            )
+        if as_of == latest_as_of:
+            log.info("this snapshot is already loaded: nothing to do")
+            return _skipped(as_of, int(summary.get("rejected", 0)))
+
+    started = utc_now()
+    run_id = conn.execute(
+        text(
+            "INSERT INTO etl_run"
+            " (started_at, as_of, status, key_id, users_sha256, postcodes_sha256)"
+            " VALUES (:started, :t, 'running', :key_id, :users_sha, :postcodes_sha)"
+            " RETURNING run_id"
+        ).bindparams(_TIME, bindparam("started", type_=DateTime())),
+        {
+            "started": started,
+            "t": as_of,
+            "key_id": key_id,
+            "users_sha": users_sha,
+            "postcodes_sha": postcodes_sha,
+        },
+    ).scalar_one()
+
+    last_lookup = conn.execute(
+        text(
+            "SELECT postcodes_sha256 FROM etl_run WHERE status = 'succeeded' "
+            "AND postcodes_loaded IS NOT NULL ORDER BY run_id DESC LIMIT 1"
+        )
+    ).scalar()
+    postcodes_loaded: int | None = None
+    if last_lookup != postcodes_sha:
+        postcodes_loaded = load_postcodes(
+            conn, PostcodeLookupReader(lookup_path), progress=progress
+        )
+    else:
+        log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
+
+    stage_snapshot(conn, staged_users)
+    merged = merge_snapshot(conn, as_of=as_of, run_id=run_id, absent=absent)
+    rejected = int(summary.get("rejected", 0))
+    details = {
+        "location": merged.location.model_dump(),
+        "anonymise": {
+            k: summary.get(k)
+            for k in ("records_read", "rejects_by_reason", "postcodes_by_kind", "input_format")
+        },
+    }
+    conn.execute(
+        text(
+            """
+            UPDATE etl_run SET status = 'succeeded', finished_at = :finished,
+              users_in_snapshot = :users, duplicates = :duplicates, new_users = :new,
+              returned_users = :returned, moved_users = :moved, left_users = :left,
+              unchanged_users = :unchanged, rejected_records = :rejected,
+              postcodes_loaded = :postcodes_loaded, details = :details
+            WHERE run_id = :run_id
+            """
+        ).bindparams(
+            bindparam("finished", type_=DateTime()), bindparam("details", type_=_json_type())
+        ),
+        {
+            "finished": utc_now(),
+            "users": merged.users_in_snapshot,
+            "duplicates": merged.duplicates,
+            "new": merged.new,
+            "returned": merged.returned,
+            "moved": merged.moved,
+            "left": merged.left,
+            "unchanged": merged.unchanged,
+            "rejected": rejected,
+            "postcodes_loaded": postcodes_loaded,
+            "details": details,
+            "run_id": run_id,
+        },
+    )
+    log.info(
+        "loaded snapshot as of %s: %d users (%d new, %d returned, %d moved, %d left, %d unchanged)",
+        as_of.isoformat(),
+        merged.users_in_snapshot,
+        merged.new,
+        merged.returned,
+        merged.moved,
+        merged.left,
+        merged.unchanged,
+    )
+    return LoadResult(
+        run_id=run_id,
+        as_of=as_of,
+        skipped=False,
+        postcodes_loaded=postcodes_loaded,
+        users_in_snapshot=merged.users_in_snapshot,
+        duplicates=merged.duplicates,
+        new=merged.new,
+        returned=merged.returned,
+        moved=merged.moved,
+        left=merged.left,
+        unchanged=merged.unchanged,
+        rejected=rejected,
+        location=merged.location,
+    )
+
+
+def _json_type() -> Any:
+    from sqlalchemy import JSON
+
+    return JSON()
+
+
+def _check_key(conn: Connection, key_id: str) -> None:
+    """Refuse staged data made with another key: its pseudonyms would split every history."""
+    other = conn.execute(
+        text("SELECT key_id FROM etl_run WHERE status = 'succeeded' AND key_id <> :key_id LIMIT 1"),
+        {"key_id": key_id},
+    ).scalar()
+    if other is not None:
+        raise WarehouseError(
+            f"the staged users were pseudonymised with key {key_id}, but this warehouse holds "
+            f"pseudonyms made with key {other}; use the warehouse's key"
+        )
+
+
+def _skipped(as_of: datetime, rejected: int) -> LoadResult:
+    return LoadResult(
+        run_id=None,
+        as_of=as_of,
+        skipped=True,
+        postcodes_loaded=None,
+        users_in_snapshot=0,
+        duplicates=0,
+        new=0,
+        returned=0,
+        moved=0,
+        left=0,
+        unchanged=0,
+        rejected=rejected,
+        location=LocationCounts(),
+    )

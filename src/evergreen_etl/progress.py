@@ -1,0 +1,57 @@
+"""Progress on stderr: a rich bar on a terminal, nothing when stderr is a file or a pipe."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
+
+
+class Progress:
+    """Count work done in a stage; shows a live counter only when stderr is a terminal."""
+
+    def __init__(
+        self, description: str, *, unit: str, total: int | None = None, enabled: bool = True
+    ) -> None:
+        self.done = 0
+        self._bar: RichProgress | None = None
+        self._task = None
+        if enabled and sys.stderr.isatty():
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(unit),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._bar.add_task(description, total=total)
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def advance(self, amount: int) -> None:
+        """Record ``amount`` more units done."""
+        self.done += amount
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, advance=amount)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()

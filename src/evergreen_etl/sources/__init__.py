@@ -1,0 +1,1 @@
+"""Streaming readers for the two sources: the users export and the NSPL postcode lookup."""

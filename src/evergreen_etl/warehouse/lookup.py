@@ -1,0 +1,136 @@
+"""Load the postcode lookup and the local-authority dimension (set-based, bulk)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+from importlib.resources import files
+
+from sqlalchemy import Connection, text
+
+from evergreen_etl.progress import Progress
+from evergreen_etl.sources.nspl import PostcodeLookupReader, PostcodeRow
+from evergreen_etl.warehouse.dialect import bulk_insert, is_postgres
+from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
+
+log = logging.getLogger("evergreen_etl.load")
+
+POSTCODE_COLUMNS = (
+    "postcode",
+    "outward",
+    "local_authority_code",
+    "country_code",
+    "region_code",
+    "latitude",
+    "longitude",
+    "introduced",
+    "terminated",
+)
+_AUTHORITY_COLUMNS = (
+    "code",
+    "name",
+    "region_code",
+    "region_name",
+    "country_code",
+    "country_name",
+    "current_code",
+    "is_current",
+)
+
+
+def shipped_authorities() -> dict[str, dict[str, object]]:
+    """Every district code since 2011 from the ONS table shipped with the package (OGL v3)."""
+    resource = files("evergreen_etl") / "reference" / "local_authorities.csv"
+    rows: dict[str, dict[str, object]] = {}
+    with io.StringIO(resource.read_text(encoding="utf-8")) as handle:
+        for row in csv.DictReader(handle):
+            rows[row["LADCD"]] = {
+                "code": row["LADCD"],
+                "name": row["LADNM"],
+                "region_code": row["RGNCD"] or None,
+                "region_name": row["RGNNM"] or None,
+                "country_code": row["CTRYCD"] or None,
+                "country_name": row["CTRYNM"] or None,
+                "current_code": row["LADCD_ACTIVE"] or row["LADCD"],
+                "is_current": row["Current"].upper() == "TRUE",
+            }
+    return rows
+
+
+def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: bool) -> int:
+    """Replace the postcode dimension with the lookup's rows; recompute districts and names."""
+    conn.execute(text("TRUNCATE dim_postcode" if is_postgres(conn) else "DELETE FROM dim_postcode"))
+    with Progress("postcodes", unit="rows", enabled=progress) as bar:
+
+        def rows() -> Iterator[PostcodeRow]:
+            for i, row in enumerate(reader, 1):
+                if not i % 100_000:
+                    bar.advance(100_000)
+                yield row
+
+        count = bulk_insert(conn, "dim_postcode", POSTCODE_COLUMNS, rows())
+    log.info("loaded %d postcodes", count)
+    _load_authorities(conn, reader.authority_names())
+    conn.execute(text("DELETE FROM dim_postcode_district"))
+    conn.execute(
+        text(
+            """
+            INSERT INTO dim_postcode_district
+                (outward, local_authority_code, live_postcodes, authorities)
+            SELECT outward,
+                   CASE WHEN COUNT(DISTINCT local_authority_code) = 1
+                             AND COUNT(local_authority_code) = COUNT(*)
+                        THEN MIN(local_authority_code) END,
+                   COUNT(*),
+                   COUNT(DISTINCT local_authority_code)
+            FROM dim_postcode
+            WHERE terminated IS NULL
+            GROUP BY outward
+            """
+        )
+    )
+    return count
+
+
+def _load_authorities(conn: Connection, zip_names: dict[str, str]) -> None:
+    """Upsert the authority dimension: shipped table, names from the zip, codes seen only in it."""
+    wanted = shipped_authorities()
+    seen = conn.execute(
+        text(
+            "SELECT DISTINCT local_authority_code FROM dim_postcode"
+            " WHERE local_authority_code IS NOT NULL"
+        )
+    ).scalars()
+    for code in seen:
+        if code not in wanted:
+            log.warning("local authority %s is not in the shipped table: named by its code", code)
+            wanted[code] = {
+                "code": code,
+                "name": code,
+                "region_code": None,
+                "region_name": None,
+                "country_code": None,
+                "country_name": None,
+                "current_code": code,
+                "is_current": True,
+            }
+    for code, name in zip_names.items():
+        if code in wanted and name:
+            wanted[code]["name"] = name
+    existing = set(conn.execute(text("SELECT code FROM dim_local_authority")).scalars())
+    wanted.pop(UNKNOWN_AUTHORITY, None)
+    inserts = [row for code, row in wanted.items() if code not in existing]
+    updates = [row for code, row in wanted.items() if code in existing]
+    columns = ", ".join(_AUTHORITY_COLUMNS)
+    values = ", ".join(f":{c}" for c in _AUTHORITY_COLUMNS)
+    if inserts:
+        conn.execute(
+            text(f"INSERT INTO dim_local_authority ({columns}) VALUES ({values})"), inserts
+        )
+    if updates:
+        assignments = ", ".join(f"{c} = :{c}" for c in _AUTHORITY_COLUMNS if c != "code")
+        conn.execute(
+            text(f"UPDATE dim_local_authority SET {assignments} WHERE code = :code"), updates
+        )

@@ -1,0 +1,161 @@
+"""The warehouse schema as SQLAlchemy Core metadata: one definition for every backend.
+
+Alembic migrations are written against this metadata, and ``alembic check`` proves they
+match it. Dialect differences are limited to ``dialect.py``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    text,
+)
+
+UNKNOWN_AUTHORITY = "UNKNOWN"
+UNKNOWN_AUTHORITY_NAME = "Unknown (no, invalid or unmatched postcode)"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite needs INTEGER (not BIGINT) for an auto-incrementing rowid primary key.
+SurrogateKey = BigInteger().with_variant(Integer(), "sqlite")
+
+dim_local_authority = Table(
+    "dim_local_authority",
+    metadata,
+    Column("code", String(16), primary_key=True, comment="ONS district code, or UNKNOWN"),
+    Column("name", String(128), nullable=False),
+    Column("region_code", String(16)),
+    Column("region_name", String(128)),
+    Column("country_code", String(16)),
+    Column("country_name", String(64)),
+    Column("current_code", String(16), comment="The authority that holds this area today"),
+    Column("is_current", Boolean, nullable=False, server_default=text("true")),
+    comment="Local authority districts, with an explicit unknown member",
+)
+
+dim_postcode = Table(
+    "dim_postcode",
+    metadata,
+    Column("postcode", String(8), primary_key=True, comment="Canonical pcds form"),
+    Column("outward", String(4), nullable=False, comment="Postcode district"),
+    Column("local_authority_code", String(16), comment="NULL when the lookup has a pseudo-code"),
+    Column("country_code", String(16)),
+    Column("region_code", String(16)),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("introduced", String(6), comment="YYYYMM"),
+    Column("terminated", String(6), comment="YYYYMM, NULL while live"),
+    comment="The ONS postcode lookup as loaded (NSPL)",
+)
+
+dim_postcode_district = Table(
+    "dim_postcode_district",
+    metadata,
+    Column("outward", String(4), primary_key=True),
+    Column(
+        "local_authority_code",
+        String(16),
+        comment="Set only when every live postcode of the district lies in this authority",
+    ),
+    Column("live_postcodes", Integer, nullable=False),
+    Column("authorities", Integer, nullable=False),
+    comment="Where an outward code alone can be located",
+)
+
+dim_user = Table(
+    "dim_user",
+    metadata,
+    Column("user_id", SurrogateKey, primary_key=True, autoincrement=True),
+    Column("pseudonym", String(64), nullable=False, unique=True, comment="HMAC-SHA256 of email"),
+    Column("sex", String(1), nullable=False),
+    Column("birth_year", SmallInteger),
+    Column("first_run_id", Integer, ForeignKey("etl_run.run_id"), nullable=False),
+    CheckConstraint("sex IN ('F', 'M', 'U')", name="sex"),
+    comment="Pseudonymised users (no direct identifier)",
+)
+
+user_address = Table(
+    "user_address",
+    metadata,
+    Column("address_id", SurrogateKey, primary_key=True, autoincrement=True),
+    Column("user_id", SurrogateKey, ForeignKey("dim_user.user_id"), nullable=False),
+    Column("postcode", String(8), comment="Canonical full postcode, outward code, or NULL"),
+    Column("postcode_kind", String(8), nullable=False),
+    Column(
+        "local_authority_code",
+        String(16),
+        ForeignKey("dim_local_authority.code"),
+        nullable=False,
+    ),
+    Column("location_status", String(20), nullable=False),
+    Column("valid_from", DateTime, nullable=False),
+    Column("valid_to", DateTime),
+    Column("is_current", Boolean, nullable=False),
+    Column("opened_run_id", Integer, ForeignKey("etl_run.run_id"), nullable=False),
+    Column("closed_run_id", Integer, ForeignKey("etl_run.run_id")),
+    CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="interval"),
+    CheckConstraint("is_current = (valid_to IS NULL)", name="current_is_open"),
+    comment="Where each user lived when: SCD type 2, half-open [valid_from, valid_to)",
+)
+
+# At most one current row per user, enforced by the database.
+Index(
+    "ux_user_address_current",
+    user_address.c.user_id,
+    unique=True,
+    sqlite_where=user_address.c.is_current,
+    postgresql_where=user_address.c.is_current,
+)
+Index("ix_user_address_user_valid", user_address.c.user_id, user_address.c.valid_from)
+Index(
+    "ix_user_address_valid",
+    user_address.c.valid_from,
+    user_address.c.valid_to,
+    user_address.c.local_authority_code,
+)
+
+etl_run = Table(
+    "etl_run",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("as_of", DateTime, nullable=False, comment="The snapshot time t of the load"),
+    Column("status", String(16), nullable=False),
+    Column("key_id", String(32), nullable=False, comment="Identifies the pseudonym key"),
+    Column("users_sha256", String(64)),
+    Column("postcodes_sha256", String(64)),
+    Column("users_in_snapshot", Integer, nullable=False, server_default=text("0")),
+    Column("duplicates", Integer, nullable=False, server_default=text("0")),
+    Column("new_users", Integer, nullable=False, server_default=text("0")),
+    Column("returned_users", Integer, nullable=False, server_default=text("0")),
+    Column("moved_users", Integer, nullable=False, server_default=text("0")),
+    Column("left_users", Integer, nullable=False, server_default=text("0")),
+    Column("unchanged_users", Integer, nullable=False, server_default=text("0")),
+    Column("rejected_records", Integer, nullable=False, server_default=text("0")),
+    Column("postcodes_loaded", Integer),
+    Column("details", JSON, comment="Location counts and data-quality summary (no PII)"),
+    comment="One row per load: checksums, as-of time and counts",
+)
+Index("ix_etl_run_as_of", etl_run.c.as_of)
