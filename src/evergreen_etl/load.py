@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from evergreen_etl.errors import (
     SourceError,
     WarehouseError,
 )
+from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import read_manifest
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.settings import Settings
@@ -33,14 +33,6 @@ from evergreen_etl.warehouse.schema import etl_run
 log = logging.getLogger("evergreen_etl.load")
 
 _TIME = bindparam("t", type_=DateTime())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load(
@@ -69,7 +61,7 @@ def load(
     same_lookup = (
         entry is not None and lookup_path.resolve() == (settings.raw_dir / entry.path).resolve()
     )
-    postcodes_sha = entry.sha256 if entry is not None and same_lookup else _sha256(lookup_path)
+    postcodes_sha = entry.sha256 if entry is not None and same_lookup else file_sha256(lookup_path)
     moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
     moment = to_utc_naive(moment)
 

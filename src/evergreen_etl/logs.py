@@ -39,3 +39,6 @@ def configure_logging(*, level: int = logging.INFO, fmt: LogFormat = "text") -> 
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    # httpx logs every request URL at INFO; a presigned URL's query string is a credential.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -14,6 +14,7 @@ from typing import Any
 from evergreen_etl.anonymise.clean import birth_year, coarsen_sex
 from evergreen_etl.anonymise.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.errors import DataQualityError, SourceError
+from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import read_manifest
 from evergreen_etl.models import AnonymiseResult
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
@@ -107,7 +108,7 @@ def _summary(settings: Settings, source: Path, result: AnonymiseResult) -> dict[
     same_file = entry is not None and source.resolve() == (settings.raw_dir / entry.path).resolve()
     return {
         **result.model_dump(mode="json", exclude={"staged_path", "rejects_path", "summary_path"}),
-        "source_sha256": entry.sha256 if entry and same_file else None,
+        "source_sha256": entry.sha256 if entry and same_file else file_sha256(source),
         "source_last_modified": entry.last_modified if entry and same_file else None,
         "anonymised_at": datetime.now(UTC),
     }

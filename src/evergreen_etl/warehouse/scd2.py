@@ -156,13 +156,10 @@ def merge_snapshot(
         ).bindparams(bindparam("t", type_=DateTime())),
         {"t": as_of, "run_id": run_id},
     )
-    location = LocationCounts(
-        **dict(
-            conn.execute(
-                text("SELECT location_status, COUNT(*) FROM stg_snapshot GROUP BY location_status")
-            ).tuples()
-        )
-    )
+    by_status = conn.execute(
+        text("SELECT location_status, COUNT(*) FROM stg_snapshot GROUP BY location_status")
+    ).all()
+    location = LocationCounts(**{status: int(count) for status, count in by_status})
     return MergeCounts(
         users_in_snapshot=in_snapshot,
         duplicates=staged - in_snapshot,
