@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,8 @@ from support.postgres import (
     postgres_url_for_tests,
     unique_database_name,
 )
-from support.sources import write_lookup_zip, write_users
-
-TEST_KEY = "0f4c2a9e7b1d3f5a8c6e0b2d4f6a8c0e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a"
+from support.keys import TEST_KEY
+from support.sources import LoadSnapshot, write_lookup_zip, write_users
 
 
 @pytest.fixture(autouse=True)
@@ -110,11 +109,10 @@ def lookup_zip(tmp_path: Path) -> Path:
     return write_lookup_zip(tmp_path / "postcodes.zip")
 
 
-LoadSnapshot = Callable[..., LoadResult]
-
-
 @pytest.fixture
-def load_snapshot(settings: Settings, engine: Engine, lookup_zip: Path, tmp_path: Path) -> LoadSnapshot:
+def load_snapshot(
+    settings: Settings, engine: Engine, lookup_zip: Path, tmp_path: Path
+) -> LoadSnapshot:
     """Anonymise ``records`` and load them as the snapshot at ``as_of``, through the library API."""
     counter = iter(range(1, 1000))
 

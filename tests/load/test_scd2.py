@@ -12,9 +12,8 @@ from evergreen_etl.anonymise.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.errors import SnapshotOrderError
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
-from support.sources import user
-
-from conftest import TEST_KEY, LoadSnapshot
+from support.keys import TEST_KEY
+from support.sources import LoadSnapshot, user
 
 S1 = [
     user("alice@example.com", "AB1 1AA"),
@@ -113,15 +112,25 @@ def test_load_counts_each_case(load_snapshot: LoadSnapshot) -> None:
     ("as_of", "expected"),
     [
         ("2023-12-31", {}),
-        ("2024-01-01", {"E06000001": 1, "E06000002": 1, "E08000026": 1, "E06000005": 1, "UNKNOWN": 1}),
-        ("2024-02-15", {"E06000003": 1, "E06000002": 1, "E06000005": 1, "E08000026": 1, "UNKNOWN": 1}),
+        (
+            "2024-01-01",
+            {"E06000001": 1, "E06000002": 1, "E08000026": 1, "E06000005": 1, "UNKNOWN": 1},
+        ),
+        (
+            "2024-02-15",
+            {"E06000003": 1, "E06000002": 1, "E06000005": 1, "E08000026": 1, "UNKNOWN": 1},
+        ),
         ("2024-03-01", {"E06000001": 2, "E06000002": 1, "E06000005": 1, "E08000026": 1}),
         ("2024-05-01", {"E06000001": 2, "E06000002": 1, "E06000005": 1, "E08000026": 1}),
     ],
     ids=["before-first", "first-day", "mid-february", "march", "after-last"],
 )
 def test_report_as_of_each_date(
-    four_snapshots: list[object], settings: Settings, engine: Engine, as_of: str, expected: dict[str, int]
+    four_snapshots: list[object],
+    settings: Settings,
+    engine: Engine,
+    as_of: str,
+    expected: dict[str, int],
 ) -> None:
     """`report --as-of` counts the users whose row was valid at that time, half-open intervals."""
     result = report(settings, as_of=datetime.fromisoformat(as_of), engine=engine)

@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+
+from evergreen_etl.models import LoadResult
 
 NSPL_HEADER = [
     "X",
@@ -56,6 +58,8 @@ NSPL_HEADER = [
     "calncv",
     "stp",
 ]
+# load_snapshot(records, as_of, **load_options): the conftest fixture of that name.
+LoadSnapshot = Callable[..., LoadResult]
 DATA_MEMBER = "National_Statistics_Postcode_Lookup_Latest_Centroids.csv"
 
 # (pcds, laua, doterm): a tiny lookup whose districts cover every location rule.
