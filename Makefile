@@ -1,0 +1,69 @@
+# evergreen-etl developer targets. `make` alone lists them.
+# Everything runs from the project's own virtualenv (.venv), created on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA_DIR ?= data/demo
+DATABASE_URL ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench \
+        docker-build migrate airflow-venv clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with the package (editable) and the dev tools
+
+demo: $(STAMP) ## Run the whole job on generated sample data into SQLite (no network)
+	$(BIN)/evergreen-etl demo --data-dir $(DATA_DIR)
+
+test: $(STAMP) ## Run the test suite (PostgreSQL tests start their own server when binaries exist)
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow packaging tests
+	$(BIN)/pytest -m "not postgres and not slow"
+
+lint: $(STAMP) ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Reformat the code with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(BIN)/mypy src
+
+check: lint typecheck test ## lint, typecheck and test
+
+wheel: $(STAMP) ## Build the sdist and wheel into dist/
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+
+wheel-smoke: wheel ## Install the wheel into a fresh virtualenv outside the repo and run the demo
+	scripts/wheel-smoke.sh dist
+
+bench: $(STAMP) ## Benchmarks at national scale (see benchmarks/README.md)
+	$(BIN)/python benchmarks/run.py
+
+docker-build: ## Build the container image (needs a Docker engine)
+	docker build -t evergreen-etl:latest .
+
+migrate: $(STAMP) ## Migrate the warehouse to the newest schema (DATABASE_URL or the default SQLite)
+	$(BIN)/evergreen-etl db upgrade --data-dir $(DATA_DIR) $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
+
+airflow-venv: ## Create the cached Airflow virtualenv used by the DAG test
+	scripts/airflow-venv.sh
+
+clean: ## Remove build products, caches and the demo data (not .venv)
+	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov data/demo
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
