@@ -18,7 +18,7 @@ from evergreen_etl.errors import (
     WarehouseError,
 )
 from evergreen_etl.extract.fetch import file_sha256
-from evergreen_etl.extract.manifest import read_manifest
+from evergreen_etl.extract.manifest import read_manifest, source_label
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
@@ -62,6 +62,9 @@ def load(
         entry is not None and lookup_path.resolve() == (settings.raw_dir / entry.path).resolve()
     )
     postcodes_sha = entry.sha256 if entry is not None and same_lookup else file_sha256(lookup_path)
+    lookup = PostcodeLookupReader(
+        lookup_path, label=source_label(settings.raw_dir, "postcodes", lookup_path)
+    )
     moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
     moment = to_utc_naive(moment)
 
@@ -79,7 +82,7 @@ def load(
                         conn,
                         summary=summary,
                         staged_users=staged_users,
-                        lookup_path=lookup_path,
+                        lookup=lookup,
                         postcodes_sha=postcodes_sha,
                         as_of=moment,
                         absent=absent,
@@ -117,7 +120,7 @@ def _load_in_transaction(
     *,
     summary: dict[str, Any],
     staged_users: Path,
-    lookup_path: Path,
+    lookup: PostcodeLookupReader,
     postcodes_sha: str,
     as_of: datetime,
     absent: AbsentPolicy,
@@ -170,9 +173,7 @@ def _load_in_transaction(
     ).scalar()
     postcodes_loaded: int | None = None
     if last_lookup != postcodes_sha:
-        postcodes_loaded = load_postcodes(
-            conn, PostcodeLookupReader(lookup_path), progress=progress
-        )
+        postcodes_loaded = load_postcodes(conn, lookup, progress=progress)
     else:
         log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
 

@@ -20,7 +20,7 @@ import sys
 import unicodedata
 import zipfile
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -63,6 +63,11 @@ _MIN_POSTCODES = 100
 _ROWS_PER_DISTRICT = 60
 _MAX_DISTRICTS = 3000
 _CHUNK_ROWS = 8192
+# Postcodes per district kept for the users to live at.
+_LIVE_SAMPLE = 48
+_TERMINATED_SAMPLE = 6
+# The start of an AppleDouble resource-fork file, as macOS Finder leaves in zips it makes.
+_APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(66)
 
 # --------------------------------------------------------------------------------------------
 # Postcode geography
@@ -121,19 +126,22 @@ _MONTHS: tuple[str, ...] = tuple(
     if year * 100 + month <= 202302
 )
 
-# Rough centres (easting, northing ranges) and the lat/long of the grid origin, per country.
-_GRID: dict[str, tuple[int, int, int, int]] = {
-    _ENGLAND: (360_000, 640_000, 90_000, 560_000),
-    _SCOTLAND: (200_000, 420_000, 600_000, 980_000),
-    _WALES: (200_000, 330_000, 180_000, 380_000),
-    _NORTHERN_IRELAND: (120_000, 350_000, 320_000, 450_000),
+# Per country: ranges for district centres (easting low/high, northing low/high) and the rough
+# lat/long of the grid's origin (British National Grid; the Irish Grid for Northern Ireland).
+# A flat-earth conversion: plausible coordinates, not surveyed ones.
+_GRID: dict[str, tuple[int, int, int, int, float, float]] = {
+    _ENGLAND: (360_000, 640_000, 90_000, 560_000, 49.766, -7.557),
+    _SCOTLAND: (200_000, 420_000, 600_000, 980_000, 49.766, -7.557),
+    _WALES: (200_000, 330_000, 180_000, 380_000, 49.766, -7.557),
+    _NORTHERN_IRELAND: (130_000, 330_000, 320_000, 450_000, 51.4, -9.95),
 }
+_LAT_PER_METRE = 1 / 111_320
+_LON_PER_METRE = 1 / (111_320 * 0.62)  # cos(52°)
 _CROWN_LATLONG: dict[str, tuple[float, float]] = {
     "GY": (49.455, -2.583),
     "JE": (49.205, -2.135),
     "IM": (54.225, -4.545),
 }
-_METRES_PER_DEGREE = 111_320.0
 _WELSH_NAMES = {
     "W06000011": "Abertawe",
     "W06000015": "Caerdydd",
@@ -277,9 +285,9 @@ def _plan_districts(postcodes: int, rng: random.Random) -> list[_DistrictPlan]:
         members: tuple[_Authority, ...] = (main,)
         other: _Authority | None = None
         if i in straddle or i in stale:
-            other = next(cycles[country])
-            if other.code == main.code:
-                other = next(cycles[country])
+            # Drawn aside from the cycle, so every authority still gets districts of its own.
+            neighbours = [a for a in authorities[country] if a.code != main.code]
+            other = neighbours[int(rng.random() * len(neighbours))]
         if i in straddle and other is not None:
             members = (main, other)
             other = None
@@ -376,32 +384,8 @@ def _crown_blocks(outward: str) -> tuple[list[str], list[str]]:
     c = "M" if man else "L"
     none = f"{c}99999999"
     country = _ISLE_OF_MAN if man else _CHANNEL_ISLANDS
-    middle = ",".join(
-        (
-            "1",
-            none,
-            none,
-            none,
-            none,
-            none,
-            country,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            "",
-            "",
-        )
-    )
+    # osgrdind, oa11..hlthau, ctry, pcon..buasd11, ru11ind, oac11
+    middle = ",".join(["1", *[none] * 5, country, *[none] * 13, "", ""])
     tail = ",".join((none, "", none, "", none, none, none, none, none))
     return [middle] * 10, [tail] * 10
 
@@ -410,32 +394,8 @@ def _pseudo_blocks(pseudo_laua: str, authority: _Authority) -> tuple[str, str]:
     """Blocks for a postcode whose authority is a pseudo-code (no grid reference)."""
     none = pseudo_laua
     region = authority.region or none
-    middle = ",".join(
-        (
-            "9",
-            "",
-            none,
-            none,
-            none,
-            none,
-            authority.country,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            none,
-            "",
-            "",
-        )
-    )
+    # No grid reference: osgrdind 9 and no output area.
+    middle = ",".join(["9", "", *[none] * 4, authority.country, *[none] * 13, "", ""])
     tail = ",".join((none, "", none, "", none, none, region, none, none))
     return middle, tail
 
@@ -475,21 +435,21 @@ def write_postcode_lookup(
     )
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    districts: list[SampleDistrict] = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        with archive.open(_zip_info(NSPL_MEMBER), "w", force_zip64=postcodes > _ZIP64_ROWS) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        big = postcodes > _ZIP64_ROWS
+        with (
+            archive.open(_zip_info(NSPL_MEMBER), "w", force_zip64=big) as raw,
+            io.TextIOWrapper(raw, encoding="utf-8", newline="") as text,
+        ):
             csv.writer(text, lineterminator="\r\n").writerow(NSPL_HEADER)
-            rows = _write_rows(text, plans, rng, districts)
-            text.flush()
-            text.detach()
-        with archive.open(_zip_info(NAMES_MEMBER), "w") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            rows, districts = _write_rows(text, plans, rng)
+        with (
+            archive.open(_zip_info(NAMES_MEMBER), "w") as raw,
+            io.TextIOWrapper(raw, encoding="utf-8", newline="") as text,
+        ):
             names = csv.writer(text, lineterminator="\r\n")
             names.writerow(("LAD23CD", "LAD23NM", "LAD23NMW"))
             names.writerows((a.code, a.name, _WELSH_NAMES.get(a.code, "")) for a in used)
-            text.flush()
-            text.detach()
         if macos_junk:
             for member in (NSPL_MEMBER, NAMES_MEMBER):
                 folder, _, base = member.rpartition("/")
@@ -500,19 +460,10 @@ def write_postcode_lookup(
     )
 
 
-# The start of an AppleDouble resource-fork file, as macOS Finder leaves in zips it makes.
-_APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(66)
-_LIVE_SAMPLE = 48
-_TERMINATED_SAMPLE = 6
-
-
 def _write_rows(
-    out: TextIO,
-    plans: Sequence[_DistrictPlan],
-    rng: random.Random,
-    districts: list[SampleDistrict],
-) -> int:
-    """Write every data row, district by district; fill ``districts``; return the row count."""
+    out: TextIO, plans: Sequence[_DistrictPlan], rng: random.Random
+) -> tuple[int, list[SampleDistrict]]:
+    """Write every data row, district by district; return the row count and the districts."""
     rand = rng.random
     months = _MONTHS
     n_months = len(months)
@@ -522,6 +473,7 @@ def _write_rows(
     unit_count = len(_INWARDS)
     object_id = 0
     lines: list[str] = []
+    districts: list[SampleDistrict] = []
     for number, plan in enumerate(plans):
         units = sorted(rng.sample(range(unit_count), plan.rows))
         # Build the per-district constants once; the row loop only formats the varying fields.
@@ -529,11 +481,11 @@ def _write_rows(
             blocks = [
                 _authority_blocks(a, number * 3 + k, number) for k, a in enumerate(plan.authorities)
             ]
-            low, high = _GRID[plan.country][:2], _GRID[plan.country][2:]
-            east0 = rng.randrange(*low)
-            north0 = rng.randrange(*high)
-            lat0 = 49.766 + north0 / _METRES_PER_DEGREE
-            lon0 = -7.557 + east0 / (_METRES_PER_DEGREE * 0.62)
+            east_low, east_high, north_low, north_high, lat_origin, lon_origin = _GRID[plan.country]
+            east0 = rng.randrange(east_low, east_high)
+            north0 = rng.randrange(north_low, north_high)
+            lat0 = lat_origin + north0 * _LAT_PER_METRE
+            lon0 = lon_origin + east0 * _LON_PER_METRE
             gridded = True
         else:
             blocks = [_crown_blocks(plan.outward)]
@@ -547,8 +499,6 @@ def _write_rows(
             if plan.stale_other is not None
             else None
         )
-        lat_step = 1.0 / _METRES_PER_DEGREE
-        lon_step = 1.0 / (_METRES_PER_DEGREE * 0.62)
         pcd_prefix = f"{plan.outward:<4}"
         pcd2_prefix = f"{plan.outward:<4} "
         pcds_prefix = plan.outward + " "
@@ -585,8 +535,8 @@ def _write_rows(
                 middle, tail = stale
             ox = dx[unit]
             oy = dy[unit]
-            lat = f"{lat0 + oy * lat_step:.6f}"
-            lon = f"{lon0 + ox * lon_step:.6f}"
+            lat = f"{lat0 + oy * _LAT_PER_METRE:.6f}"
+            lon = f"{lon0 + ox * _LON_PER_METRE:.6f}"
             grid = f"{east0 + ox},{north0 + oy:07d}" if gridded else ","
             lines.append(
                 f"{lon},{lat},{object_id},{pcd_prefix}{inward},{pcd2_prefix}{inward},"
@@ -615,7 +565,7 @@ def _write_rows(
             )
         )
     out.write("".join(lines))
-    return object_id
+    return object_id, districts
 
 
 # --------------------------------------------------------------------------------------------
@@ -674,7 +624,6 @@ _SEX_CHOICES: tuple[tuple[str | None, int], ...] = (
     (None, 2),
 )
 _SEX_VALUES: tuple[str | None, ...] = tuple(v for v, _ in _SEX_CHOICES)
-_SEX_MISSING = len(_SEX_VALUES) - 1
 _INVALID_DATES = ("31/02/1990", "unknown", "1990-13-01", "", "00/00/0000")
 _INVALID_POSTCODES = ("NOT KNOWN", "12345", "N/A", "unknown", "SW1A 1A", "?", "TBC", "n/a")
 _UNMATCHED_AREAS = ("ZZ", "QX", "XY")
@@ -707,8 +656,7 @@ _PC_THRESHOLDS = (
     (0.2267, _PC_ADDRESS_MISSING),
     (0.2317, _PC_STREET_ONLY),
 )
-# Email kind (bits 3-4): valid, missing, no domain ("name@"), no "@".
-_EMAIL_VALID = 0
+# Email kind (bits 3-4): 0 valid, else missing, no domain ("name@") or no "@".
 _EMAIL_MISSING = 1
 _EMAIL_NO_DOMAIN = 2
 _EMAIL_NO_AT = 3
@@ -724,6 +672,7 @@ _MOVE_BACK_RATE = 0.2
 _DUPLICATE_RATE = 0.03
 _CONFLICT_RATE = 0.013  # of people, ~3/4 of whom have a postcode to vary: ~1%
 _EXTRA_FIELD_RATE = 0.05
+_TERMINATED_SHARE = 0.03  # of the postcodes people live at
 
 
 def _ascii_lower(name: str) -> str:
@@ -754,7 +703,7 @@ class _People:
     def __len__(self) -> int:
         return len(self.present)
 
-    def add(self, rng: random.Random, pool_size: int) -> None:
+    def add(self, rng: random.Random, pool: _Pool) -> None:
         """Append one new person with random attributes."""
         rand = rng.random
         self.given.append(int(rand() * len(_GIVEN_NAMES)))
@@ -785,7 +734,7 @@ class _People:
         if rand() < 0.45:
             flags |= _NO_STREET
         self.flags.append(flags)
-        self.postcode.append(int(rand() * pool_size))
+        self.postcode.append(pool.draw(rand))
         self.previous.append(_NO_PREVIOUS)
         self.present.append(1)
 
@@ -804,11 +753,21 @@ def _pick_sex(draw: float) -> int:
     return len(_SEX_CUMULATIVE) - 1
 
 
-def _postcode_pool(lookup: PostcodeSample) -> tuple[list[str], int]:
+class _Pool:
     """Postcodes people live at: the sampled live ones, then the sampled terminated ones."""
-    live = [p for d in lookup.districts for p in d.live]
-    terminated = [p for d in lookup.districts for p in d.terminated]
-    return live + terminated, len(live)
+
+    def __init__(self, lookup: PostcodeSample) -> None:
+        live = [p for d in lookup.districts for p in d.live]
+        terminated = [p for d in lookup.districts for p in d.terminated]
+        self.postcodes: list[str] = live + terminated
+        self.live = len(live)
+        self.terminated = len(terminated)
+
+    def draw(self, rand: Callable[[], float]) -> int:
+        """A random postcode's index: a live one, or now and then a terminated one."""
+        if self.terminated and rand() < _TERMINATED_SHARE:
+            return self.live + int(rand() * self.terminated)
+        return int(rand() * self.live)
 
 
 class _Renderer:
@@ -935,7 +894,7 @@ def _indent_json(value: object) -> str:
     return json.dumps(value, indent=2).replace("\n", "\n  ")
 
 
-def _advance(people: _People, rng: random.Random, pool_size: int) -> None:
+def _advance(people: _People, rng: random.Random, pool: _Pool) -> None:
     """Turn the people of one snapshot into the next: moves, leavers, joiners, returners."""
     rand = rng.random
     present = people.present
@@ -952,17 +911,17 @@ def _advance(people: _People, rng: random.Random, pool_size: int) -> None:
                     postcode[person], previous[person] = previous[person], postcode[person]
                 else:
                     previous[person] = postcode[person]
-                    moved_to = int(rand() * pool_size)
+                    moved_to = pool.draw(rand)
                     if moved_to == postcode[person]:
-                        moved_to = (moved_to + 1) % pool_size
+                        moved_to = (moved_to + 1) % pool.live
                     postcode[person] = moved_to
         elif draw < _RETURN_RATE:
             present[person] = 1
             if rand() < 0.5:
                 previous[person] = postcode[person]
-                postcode[person] = int(rand() * pool_size)
+                postcode[person] = pool.draw(rand)
     for _ in range(round(before * _JOIN_RATE)):
-        people.add(rng, pool_size)
+        people.add(rng, pool)
 
 
 def _write_snapshot(path: Path, people: _People, pool: Sequence[str], rng: random.Random) -> None:
@@ -973,8 +932,7 @@ def _write_snapshot(path: Path, people: _People, pool: Sequence[str], rng: rando
     chunk: list[str] = []
     with path.open("w", encoding="utf-8", newline="\n") as out:
         for person in range(len(people)):
-            for text in pending.pop(person, ()):
-                chunk.append(text)
+            chunk.extend(pending.pop(person, ()))
             if not people.present[person]:
                 continue
             pool_index = people.postcode[person]
@@ -1023,18 +981,18 @@ def write_users_snapshots(
     if snapshots < 1:
         raise ValueError("snapshots must be at least 1")
     directory.mkdir(parents=True, exist_ok=True)
-    pool, _ = _postcode_pool(lookup)
+    pool = _Pool(lookup)
     people = _People()
     rng = random.Random(f"evergreen-sample:{seed}:users")
     for _ in range(users):
-        people.add(rng, len(pool))
+        people.add(rng, pool)
     paths: list[Path] = []
     for number in range(1, snapshots + 1):
         if number > 1:
-            _advance(people, random.Random(f"evergreen-sample:{seed}:advance:{number}"), len(pool))
+            _advance(people, random.Random(f"evergreen-sample:{seed}:advance:{number}"), pool)
         path = directory / _snapshot_name(number)
         _write_snapshot(
-            path, people, pool, random.Random(f"evergreen-sample:{seed}:render:{number}")
+            path, people, pool.postcodes, random.Random(f"evergreen-sample:{seed}:render:{number}")
         )
         paths.append(path)
     return paths

@@ -15,7 +15,7 @@ from evergreen_etl.anonymise.clean import birth_year, coarsen_sex
 from evergreen_etl.anonymise.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.errors import DataQualityError, SourceError
 from evergreen_etl.extract.fetch import file_sha256
-from evergreen_etl.extract.manifest import read_manifest
+from evergreen_etl.extract.manifest import read_manifest, source_label
 from evergreen_etl.models import AnonymiseResult
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
 from evergreen_etl.progress import Progress
@@ -63,13 +63,14 @@ def anonymise(
     paths = {name: staged_dir / name for name in (STAGED_USERS, REJECTS, SUMMARY)}
     temps = {name: _temp(path) for name, path in paths.items()}
     try:
-        counts = _write_staged(source, key, temps[STAGED_USERS], temps[REJECTS], progress)
+        label = source_label(settings.raw_dir, "users", source)
+        counts = _write_staged(source, label, key, temps[STAGED_USERS], temps[REJECTS], progress)
         read, rejected = counts["records"], counts["rejected"]
         if read == 0:
-            raise DataQualityError(f"{source.name}: holds no user records; nothing was staged")
+            raise DataQualityError(f"{label}: holds no user records; nothing was staged")
         if rejected / read > limit:
             raise DataQualityError(
-                f"{source.name}: {rejected} of {read} records rejected "
+                f"{label}: {rejected} of {read} records rejected "
                 f"({rejected / read:.1%}, above the limit of {limit:.1%}); see the reasons with "
                 "--max-reject-rate 1 and staged/rejects.csv"
             )
@@ -127,14 +128,14 @@ def read_staged_summary(staged_dir: Path) -> dict[str, Any]:
 
 
 def _write_staged(
-    source: Path, key: PseudonymKey, staged: Path, rejects: Path, progress: bool
+    source: Path, label: str, key: PseudonymKey, staged: Path, rejects: Path, progress: bool
 ) -> dict[str, Any]:
     pseudonym = key.pseudonymiser()
     latest_year = datetime.now(UTC).year
     reasons: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     sex_unrecognised = birth_invalid = records = 0
-    reader = UsersReader(source)
+    reader = UsersReader(source, label=label)
     with (
         staged.open("w", newline="") as staged_handle,
         rejects.open("w", newline="") as rejects_handle,

@@ -75,3 +75,11 @@ def write_manifest(
     with atomic_output(path) as handle:
         handle.write((json.dumps(document, indent=2) + "\n").encode("utf-8"))
     return path
+
+
+def source_label(raw_dir: Path, source: str, path: Path) -> str:
+    """How to name a source file in messages: its URL when it is the raw copy of one."""
+    entry = read_manifest(raw_dir).get(source) if (raw_dir / "manifest.json").exists() else None
+    if entry is not None and (raw_dir / entry.path).resolve() == path.resolve():
+        return entry.url
+    return str(path)

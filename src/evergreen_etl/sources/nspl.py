@@ -62,13 +62,13 @@ def _read_header(zf: zipfile.ZipFile, name: str) -> list[str]:
     return next(csv.reader([first]), [])
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def _open_zip(path: Path, label: str) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except FileNotFoundError:
-        raise SourceError(f"{path}: postcode lookup not found") from None
+        raise SourceError(f"{label}: postcode lookup not found") from None
     except (zipfile.BadZipFile, OSError) as exc:
-        raise SourceError(f"{path.name}: not a readable zip file ({exc})") from None
+        raise SourceError(f"{label}: not a readable zip file ({exc})") from None
 
 
 def find_members(zf: zipfile.ZipFile, zip_name: str) -> LookupMembers:
@@ -135,17 +135,18 @@ def _coordinate(text: str, missing: str) -> float | None:
 class PostcodeLookupReader:
     """Stream the rows of an NSPL-style zip as ``PostcodeRow`` tuples, in bounded memory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, label: str | None = None) -> None:
         self.path = path
-        with _open_zip(path) as zf:
-            self.members = find_members(zf, path.name)
+        self.label = label or path.name
+        with _open_zip(path, self.label) as zf:
+            self.members = find_members(zf, self.label)
         header = self.members.header
         self._index: dict[str, int | None] = {}
         for role, aliases in REQUIRED_COLUMNS.items():
             index = _column_index(header, aliases)
             if index is None:
                 raise SourceError(
-                    f"{path.name}: {self.members.data}: required column "
+                    f"{self.label}: {self.members.data}: required column "
                     f"'{aliases[0]}' is missing from the header"
                 )
             self._index[role] = index
@@ -157,7 +158,7 @@ class PostcodeLookupReader:
         if self.members.names is None:
             return {}
         names: dict[str, str] = {}
-        with _open_zip(self.path) as zf, zf.open(self.members.names) as raw:
+        with _open_zip(self.path, self.label) as zf, zf.open(self.members.names) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
             reader = csv.reader(text)
             header = [h.strip().lower() for h in next(reader, [])]
@@ -171,7 +172,7 @@ class PostcodeLookupReader:
         return names
 
     def __iter__(self) -> Iterator[PostcodeRow]:
-        with _open_zip(self.path) as zf, zf.open(self.members.data) as raw:
+        with _open_zip(self.path, self.label) as zf, zf.open(self.members.data) as raw:
             yield from self._rows(raw)
 
     def _rows(self, raw: IO[bytes]) -> Iterator[PostcodeRow]:
@@ -184,7 +185,7 @@ class PostcodeLookupReader:
         optional = [i[role] for role in ("ctry", "rgn", "lat", "long", "dointr", "doterm")]
         width = max([pc_i, la_i] + [x for x in optional if x is not None]) + 1
         ctry_i, rgn_i, lat_i, long_i, intr_i, term_i = optional
-        name = f"{self.path.name}: {self.members.data}"
+        name = f"{self.label}: {self.members.data}"
         try:
             next(reader, None)  # header
             for row in reader:

@@ -36,13 +36,14 @@ class UsersReader:
     naming the file and the line, never quoting the content (it is personal data).
     """
 
-    def __init__(self, path: Path, *, chunk_size: int = _CHUNK) -> None:
+    def __init__(self, path: Path, *, chunk_size: int = _CHUNK, label: str | None = None) -> None:
         self.path = path
+        self.label = label or path.name
         self.chunk_size = chunk_size
         self.input_format = "empty"
 
     def _fail(self, line: int, what: str) -> SourceError:
-        return SourceError(f"{self.path.name}: line {line}: {what}")
+        return SourceError(f"{self.label}: line {line}: {what}")
 
     def __iter__(self) -> Iterator[SourceRecord]:
         try:
