@@ -136,7 +136,7 @@ def test_different_seed_gives_different_files(tmp_path: Path) -> None:
 
 
 def test_result_names_the_files_and_counts(sample: SampleResult) -> None:
-    """The result points at postcodes.zip, users.json, users-2.json... and counts what was written."""
+    """The result names postcodes.zip, users.json, users-2.json... and counts what was written."""
     directory = sample.postcodes_path.parent
     assert sample.postcodes_path == directory / "postcodes.zip"
     assert sample.users_paths == [
@@ -301,7 +301,7 @@ def test_some_districts_have_a_terminated_postcode_elsewhere(
 def test_returned_districts_describe_the_file(
     tmp_path: Path,
 ) -> None:
-    """write_postcode_lookup returns each district's live authorities and postcodes from the file."""
+    """The returned districts carry the file's live authorities and postcodes."""
     lookup: PostcodeSample = write_postcode_lookup(tmp_path / "p.zip", postcodes=3000, seed=3)
     rows = read_lookup(tmp_path / "p.zip")
     live = {row["pcds"]: row["laua"] for row in rows if not row["doterm"]}
