@@ -16,13 +16,13 @@ from evergreen_etl.models import LoadResult
 from evergreen_etl.settings import Settings, get_settings
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.migrate import upgrade
+from support.keys import TEST_KEY
 from support.postgres import (
     SKIP_REASON,
     PostgresServer,
     postgres_url_for_tests,
     unique_database_name,
 )
-from support.keys import TEST_KEY
 from support.sources import LoadSnapshot, write_lookup_zip, write_users
 
 

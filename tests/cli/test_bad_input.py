@@ -1,4 +1,4 @@
-"""Bad input ends with a one-line error naming the file, a non-zero exit, and the warehouse as it was."""
+"""Bad input: a one-line error naming the file, a non-zero exit, the warehouse as it was."""
 
 from __future__ import annotations
 

@@ -96,7 +96,8 @@ def test_report_json_is_only_json_and_adds_up(
     )
     assert load["skipped"] is True
     unknown = [row for row in rows if row["local_authority_code"] == "UNKNOWN"]
-    assert len(unknown) == 1 and unknown[0]["users"] > 0
+    assert len(unknown) == 1
+    assert unknown[0]["users"] > 0
     users_loaded = _users_in_warehouse(Path(data) / "warehouse.db")
     assert sum(row["users"] for row in rows) == users_loaded
     assert [r["users"] for r in rows] == sorted((r["users"] for r in rows), reverse=True)
@@ -163,7 +164,8 @@ def test_short_key_is_refused(
     monkeypatch.setenv("EVERGREEN_PSEUDONYM_KEY", "short")
     result = runner.invoke(app, ["anonymise", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert "pseudonym" in result.stderr and "short" not in result.stderr.split("error:")[0]
+    assert "pseudonym" in result.stderr
+    assert "short" not in result.stderr.split("error:")[0]
 
 
 def test_db_upgrade_current_downgrade(runner: CliRunner, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`run` from a path, a file:// URL and a real HTTP server; and no personal data anywhere after it."""
+"""`run` from a path, a file:// URL and a real HTTP server; then no personal data anywhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Locating users (SPEC §4): full, partial, terminated, pseudo-codes, unmatched; the load counts each."""
+"""Locating users (SPEC §4): full, partial, terminated, pseudo-code, unmatched; each counted."""
 
 from __future__ import annotations
 

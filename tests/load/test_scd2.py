@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 import pytest
@@ -190,6 +191,7 @@ def test_absent_users_kept_when_asked(load_snapshot: LoadSnapshot, engine: Engin
 def test_intervals_never_overlap(four_snapshots: list[object], engine: Engine) -> None:
     """Each user's rows are ordered, contiguous or gapped, never overlapping; one at most open."""
     for rows in history(engine).values():
-        for (_, _, end, _), (_, start, _, _) in zip(rows, rows[1:], strict=False):
-            assert end is not None and end <= start
+        for (_, _, end, _), (_, start, _, _) in itertools.pairwise(rows):
+            assert end is not None
+            assert end <= start
         assert sum(current for *_, current in rows) <= 1
