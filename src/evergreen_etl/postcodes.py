@@ -36,9 +36,12 @@ def normalise_postcode(value: object) -> tuple[str | None, PostcodeKind]:
         return None, PostcodeKind.MISSING
     if not isinstance(value, str):
         return None, PostcodeKind.INVALID
-    compact = _WHITESPACE_RE.sub("", value).upper()
+    compact = _WHITESPACE_RE.sub("", value)
     if not compact:
         return None, PostcodeKind.MISSING
+    if not compact.isascii():  # checked before upper(): a dotless i upper-cases to "I"
+        return None, PostcodeKind.INVALID
+    compact = compact.upper()
     if compact in _SPECIAL_FULL:
         return _SPECIAL_FULL[compact], PostcodeKind.FULL
     match = _FULL_RE.match(compact)

@@ -9,7 +9,7 @@ from typing import Literal
 Sex = Literal["F", "M", "U"]
 
 _SEX: dict[str, Sex] = {"female": "F", "f": "F", "male": "M", "m": "M"}
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z]*)?$")
 _UK_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 EARLIEST_BIRTH_YEAR = 1900
 

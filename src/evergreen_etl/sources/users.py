@@ -70,11 +70,13 @@ class UsersReader:
             if eof:
                 return False
             data = handle.read(read_size)
+            pending = decoder.getstate()[0]  # bytes of a character cut by the last read
             try:
                 text = decoder.decode(data, final=not data)
             except UnicodeDecodeError as exc:
                 # The bad byte's line: lines already counted, then those before it.
-                bad_line = line + buf.count("\n", pos) + data[: max(exc.start, 0)].count(b"\n")
+                before = (pending + data)[: max(exc.start, 0)]
+                bad_line = line + buf.count("\n", pos) + before.count(b"\n")
                 raise self._fail(bad_line, "not valid UTF-8") from None
             if not data:
                 eof = True
@@ -110,7 +112,7 @@ class UsersReader:
                 if pos < len(buf):
                     raise self._fail(line, "unexpected content after the closing ']'")
                 break
-            if buf[pos] not in "{[":
+            if not in_array and buf[pos] not in "{[":
                 raise self._fail(line, "not JSON: expected an object")
             while True:
                 try:
