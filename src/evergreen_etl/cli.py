@@ -390,6 +390,65 @@ def db_downgrade(
         typer.echo(f"warehouse downgraded to {revision}")
 
 
+keys_app = typer.Typer(help="The pseudonym key: identifier and rotation.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("id")
+def keys_id(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, debug: Debug = False
+) -> None:
+    """Print the configured key's identifier and the warehouse's (never the key itself)."""
+    from evergreen_etl.privacy.keyfile import key_ids
+
+    with _command(debug):
+        configured, warehouse = key_ids(_settings(data_dir=data_dir, database_url=database_url))
+        typer.echo(f"configured: {configured}\nwarehouse: {warehouse or 'none yet'}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    users: Annotated[
+        list[Path],
+        typer.Option("--users", help="Raw users file of a loaded snapshot (repeat for each)."),
+    ],
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(help="The new key's file, created if absent [default: replace the key file]."),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    debug: Debug = False,
+) -> None:
+    """Re-key every pseudonym in the warehouse with a new key, in one transaction."""
+    from evergreen_etl.privacy.keyfile import rotate_key_files
+
+    with _command(debug):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        result = rotate_key_files(settings, users_paths=users, new_key_file=new_key_file)
+        typer.echo(result.model_dump_json(indent=2))
+
+
+@app.command()
+def risk(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    as_of: AsOf = None,
+    threshold: Annotated[
+        int, typer.Option(min=2, help="Classes smaller than this are at risk.")
+    ] = 5,
+    fmt: Format = "table",
+    debug: Debug = False,
+) -> None:
+    """Re-identification risk: k-anonymity over quasi-identifier sets (no personal data)."""
+    from evergreen_etl.privacy.risk import render_risk, risk_report
+
+    with _command(debug, True):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        result = risk_report(settings, as_of=_as_of(as_of), threshold=threshold)
+        sys.stdout.write(render_risk(result, fmt))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -70,13 +70,18 @@ def load_key(settings: Settings) -> PseudonymKey:
     """The pseudonym key from the environment, else from the key file (created on first use)."""
     if settings.pseudonym_key is not None:
         return PseudonymKey.from_text(settings.pseudonym_key.get_secret_value())
-    path = settings.effective_key_file
+    return key_from_file(settings.effective_key_file)
+
+
+def key_from_file(path: Path) -> PseudonymKey:
+    """The key in ``path``, creating it (0600) first when it does not exist."""
     if not path.exists():
-        _create_key_file(path)
-    return PseudonymKey.from_text(_read_key_file(path))
+        create_key_file(path)
+    return PseudonymKey.from_text(read_key_file(path))
 
 
-def _create_key_file(path: Path) -> None:
+def create_key_file(path: Path) -> None:
+    """Write a new random key to ``path`` with mode 0600, unless the file exists already."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -91,7 +96,8 @@ def _create_key_file(path: Path) -> None:
     )
 
 
-def _read_key_file(path: Path) -> str:
+def read_key_file(path: Path) -> str:
+    """The key text in ``path``; refused when other users can read the file."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:

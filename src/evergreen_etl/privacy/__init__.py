@@ -1,0 +1,1 @@
+"""Privacy controls beyond pseudonyms: disclosure control, re-identification risk, key rotation."""

@@ -1,0 +1,47 @@
+"""The re-identification risk report: k-anonymity on crafted data with known classes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from evergreen_etl.privacy.risk import measure_risk
+from support.sources import LoadSnapshot, user
+
+# AB1 1AA and AB1 1AB are both in E06000001 (district AB1).
+RECORDS = [
+    # Three women born 1984 in AB1: one class of 3 on both quasi-identifier sets.
+    user("w1@example.com", "AB1 1AA", sex="F", dateOfBirth="1984-03-02"),
+    user("w2@example.com", "AB1 1AB", sex="F", dateOfBirth="1984-11-30"),
+    user("w3@example.com", "AB1 1AA", sex="female", dateOfBirth="02/07/1984"),
+    # One man born 1950 in AB1: alone in his class on both sets.
+    user("m1@example.com", "AB1 1AA", sex="M", dateOfBirth="1950-01-01"),
+    # Two men born 1990 and 1991 in CV4: one class of 2 by age band, two of 1 by birth year.
+    user("m2@example.com", "CV4 9RE", sex="M", dateOfBirth="1990-05-05"),
+    user("m3@example.com", "CV4 9RE", sex="M", dateOfBirth="1991-05-05"),
+]
+
+
+def test_k_anonymity_on_known_classes(load_snapshot: LoadSnapshot, engine: Engine) -> None:
+    """Smallest k, users below the threshold and unique users match the crafted classes."""
+    load_snapshot(RECORDS, "2024-01-01")
+    with engine.connect() as conn:
+        risk = measure_risk(conn, as_of=datetime(2024, 6, 1), threshold=3)
+    by_set = {row.quasi_identifiers: row for row in risk.rows}
+    authority = by_set["local authority x age band x sex"]
+    assert (authority.users, authority.classes, authority.smallest_k) == (6, 3, 1)
+    assert (authority.users_below_threshold, authority.unique_users) == (3, 1)
+    district = by_set["postcode district x birth year x sex"]
+    assert (district.users, district.classes, district.smallest_k) == (6, 4, 1)
+    assert (district.users_below_threshold, district.unique_users) == (3, 3)
+    assert district.unique_share == 0.5
+    assert risk.smallest_k == 1
+
+
+def test_risk_before_any_load_is_empty(engine: Engine) -> None:
+    """With no users, there are no classes and no smallest k."""
+    with engine.connect() as conn:
+        risk = measure_risk(conn, as_of=datetime(2024, 6, 1))
+    assert all(row.users == 0 and row.smallest_k is None for row in risk.rows)
+    assert risk.smallest_k is None
