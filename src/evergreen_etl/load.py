@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, bindparam, select, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
@@ -19,6 +19,7 @@ from evergreen_etl.errors import (
 )
 from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import read_manifest, source_label
+from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
@@ -71,10 +72,9 @@ def load(
     own_engine = engine is None
     engine = engine or make_engine(settings.effective_database_url)
     try:
-        if own_engine:
-            require_current_schema(engine, auto_upgrade=auto_upgrade or _is_empty(engine))
-        else:
-            require_current_schema(engine, auto_upgrade=auto_upgrade)
+        # An empty database is created as part of the first load; an old schema is not
+        # migrated unless asked.
+        require_current_schema(engine, auto_upgrade=auto_upgrade or _is_empty(engine))
         with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
             try:
                 with conn.begin():
@@ -104,8 +104,6 @@ def load(
 
 
 def _is_empty(engine: Engine) -> bool:
-    from sqlalchemy import inspect
-
     return not inspect(engine).get_table_names()
 
 
@@ -174,11 +172,13 @@ def _load_in_transaction(
     postcodes_loaded: int | None = None
     if last_lookup != postcodes_sha:
         postcodes_loaded = load_postcodes(conn, lookup, progress=progress)
+        failpoint("load.postcodes_loaded")
     else:
         log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
 
     stage_snapshot(conn, staged_users)
     merged = merge_snapshot(conn, as_of=as_of, run_id=run_id, absent=absent)
+    failpoint("load.merged")
     rejected = int(summary.get("rejected", 0))
     details = {
         "location": merged.location.model_dump(),
@@ -198,7 +198,7 @@ def _load_in_transaction(
             WHERE run_id = :run_id
             """
         ).bindparams(
-            bindparam("finished", type_=DateTime()), bindparam("details", type_=_json_type())
+            bindparam("finished", type_=DateTime()), bindparam("details", type_=JSON())
         ),
         {
             "finished": utc_now(),
@@ -240,12 +240,6 @@ def _load_in_transaction(
         rejected=rejected,
         location=merged.location,
     )
-
-
-def _json_type() -> Any:
-    from sqlalchemy import JSON
-
-    return JSON()
 
 
 def _check_key(conn: Connection, key_id: str) -> None:
