@@ -10,15 +10,15 @@ DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench \
-        docker-build migrate airflow-venv clean
+        docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e . --group dev
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e . --group dev
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with the package (editable) and the dev tools
@@ -63,6 +63,9 @@ migrate: $(STAMP) ## Migrate the warehouse to the newest schema (DATABASE_URL or
 
 airflow-venv: ## Create the cached Airflow virtualenv used by the DAG test
 	scripts/airflow-venv.sh
+
+test-airflow: $(STAMP) ## Run the DAG in real Apache Airflow (own cached venv, see scripts/airflow-venv.sh)
+	EVERGREEN_AIRFLOW_PYTHON="$$(scripts/airflow-venv.sh)/bin/python" $(BIN)/pytest tests/delivery/test_airflow_dag.py
 
 clean: ## Remove build products, caches and the demo data (not .venv)
 	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov data/demo

@@ -32,7 +32,10 @@ def validate_key_text(key: str) -> str:
 class Settings(BaseSettings):
     """Everything a stage needs to know about where things are. Build with ``load_settings``."""
 
-    model_config = SettingsConfigDict(env_prefix="EVERGREEN_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused key must not be echoed in the validation error.
+    model_config = SettingsConfigDict(
+        env_prefix="EVERGREEN_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path("data"), description="Root of raw/ and staged/ files")
     database_url: str | None = Field(
