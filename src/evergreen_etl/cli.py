@@ -246,23 +246,90 @@ def load(
         typer.echo(result.model_dump_json(indent=2))
 
 
+ReportName = Annotated[
+    str | None,
+    typer.Argument(
+        help="The report to run [default: local-authority, distinct users by authority]; "
+        "see --list.",
+        show_default=False,
+    ),
+]
+ListReports = Annotated[
+    bool, typer.Option("--list", help="Name every report with one line each, and exit.")
+]
+FromTime = Annotated[
+    str | None,
+    typer.Option("--from", help="movers: start of the period, YYYY-MM-DD or ISO 8601."),
+]
+ToTime = Annotated[
+    str | None,
+    typer.Option("--to", help="movers: end of the period [default: --as-of, else now]."),
+]
+BoundariesOption = Annotated[
+    Literal["supplied", "current"] | None,
+    typer.Option(
+        "--boundaries",
+        help="Authorities as the lookup supplies them [default], or today's (abolished "
+        "codes mapped to their successor). Reports by place only.",
+        show_default=False,
+    ),
+]
+HtmlOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--html", dir_okay=False, help="Also write one self-contained page: table, chart, map."
+    ),
+]
+PngOut = Annotated[
+    Path | None, typer.Option("--png", dir_okay=False, help="Also write the bar chart as PNG.")
+]
+
+
 @app.command()
 def report(
+    name: ReportName = None,
+    list_reports: ListReports = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     as_of: AsOf = None,
+    from_time: FromTime = None,
+    to_time: ToTime = None,
+    boundaries: BoundariesOption = None,
     fmt: Format = "table",
     min_count: MinCount = None,
+    html: HtmlOut = None,
+    png: PngOut = None,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Distinct users by local authority, now or --as-of a past time."""
-    from evergreen_etl.report import report as build_report
+    """Distinct users by local authority, now or --as-of a past time; other analyses by NAME."""
+    from evergreen_etl.report import HEADLINE, analysis, write_pictures
+    from evergreen_etl.report import list_reports as catalogue
+    from evergreen_etl.report.render import render_analysis, render_list
+
+    def moment(option: str, value: str | None) -> datetime | None:
+        try:
+            return parse_as_of(value) if value else None
+        except ValueError as exc:
+            raise ConfigurationError(f"{option}: {exc}") from None
 
     with _command(debug, True, log_format):
+        if list_reports:
+            sys.stdout.write(render_list(catalogue()))
+            return
         settings = _settings(data_dir=data_dir, database_url=database_url)
-        result = build_report(settings, as_of=_as_of(as_of), min_count=min_count)
-        sys.stdout.write(render(result, fmt))
+        result = analysis(
+            settings,
+            name or HEADLINE,
+            as_of=moment("--as-of", as_of),
+            from_time=moment("--from", from_time),
+            to_time=moment("--to", to_time),
+            boundaries=boundaries,
+            min_count=min_count,
+        )
+        sys.stdout.write(render_analysis(result, fmt))
+        for path in write_pictures(settings, result, html=html, png=png, min_count=min_count):
+            _err.print(f"wrote {path}", highlight=False)
 
 
 @app.command()
@@ -298,7 +365,7 @@ def run(
             max_reject_rate=max_reject_rate,
             progress=not quiet,
         )
-        if not quiet:
+        if not quiet and log_format == "text":  # JSON logs carry the same counts per stage
             _print_summary(result)
         sys.stdout.write(render(result.report, fmt))
 
@@ -331,7 +398,7 @@ def demo(
             min_count=min_count,
             progress=not quiet,
         )
-        if not quiet:
+        if not quiet and log_format == "text":
             _print_summary(results[-1])
         sys.stdout.write(render(results[-1].report, fmt))
 

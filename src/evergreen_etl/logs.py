@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Literal
+
+from pydantic import BaseModel
 
 LogFormat = Literal["text", "json"]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -42,3 +48,43 @@ def configure_logging(*, level: int = logging.INFO, fmt: LogFormat = "text") -> 
     # httpx logs every request URL at INFO; a presigned URL's query string is a credential.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def new_run_id() -> str:
+    """An identifier that ties together the log lines of one invocation."""
+    return uuid.uuid4().hex[:12]
+
+
+def _numbers(data: dict[str, object]) -> dict[str, object]:
+    """The numeric leaves of a result (counts, sizes, flags): never paths, never text."""
+    kept: dict[str, object] = {}
+    for name, value in data.items():
+        if isinstance(value, bool | int | float):
+            kept[name] = value
+        elif isinstance(value, dict) and (nested := _numbers(value)):
+            kept[name] = nested
+    return kept
+
+
+def _counts(result: BaseModel) -> dict[str, object]:
+    return _numbers(result.model_dump(mode="json"))
+
+
+@contextmanager
+def timed_stage(stage: str, run_id: str) -> Iterator[list[BaseModel]]:
+    """Log one line when a stage ends: run id, stage, duration and the result's counts.
+
+    Put the stage's result in the yielded list; with ``--log-format json`` the fields are
+    machine-readable.
+    """
+    results: list[BaseModel] = []
+    started = time.perf_counter()
+    yield results
+    duration = round(time.perf_counter() - started, 3)
+    counts = _counts(results[0]) if results else {}
+    logging.getLogger("evergreen_etl.pipeline").info(
+        "%s finished in %.2fs",
+        stage,
+        duration,
+        extra={"run_id": run_id, "stage": stage, "duration_s": duration, "counts": counts},
+    )

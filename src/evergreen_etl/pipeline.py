@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from evergreen_etl.anonymise import anonymise
 from evergreen_etl.extract import extract
 from evergreen_etl.load import load
+from evergreen_etl.logs import new_run_id, timed_stage
 from evergreen_etl.models import RunResult
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
@@ -30,12 +31,21 @@ def run(
     progress: bool = True,
 ) -> RunResult:
     """Run every stage in order on the configured sources; return each stage's result."""
-    extracted = extract(settings, progress=progress)
-    anonymised = anonymise(settings, max_reject_rate=max_reject_rate, progress=progress)
-    loaded = load(
-        settings, as_of=as_of, absent=absent, auto_upgrade=auto_upgrade, progress=progress
-    )
-    reported = report(settings, min_count=min_count)
+    run_id = new_run_id()
+    with timed_stage("extract", run_id) as out:
+        extracted = extract(settings, progress=progress)
+        out.append(extracted)
+    with timed_stage("anonymise", run_id) as out:
+        anonymised = anonymise(settings, max_reject_rate=max_reject_rate, progress=progress)
+        out.append(anonymised)
+    with timed_stage("load", run_id) as out:
+        loaded = load(
+            settings, as_of=as_of, absent=absent, auto_upgrade=auto_upgrade, progress=progress
+        )
+        out.append(loaded)
+    with timed_stage("report", run_id) as out:
+        reported = report(settings, min_count=min_count)
+        out.append(reported)
     return RunResult(extract=extracted, anonymise=anonymised, load=loaded, report=reported)
 
 
