@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
 from evergreen_etl.errors import (
     ConcurrentLoadError,
+    DataQualityError,
     SnapshotOrderError,
     SourceError,
     WarehouseError,
@@ -55,6 +56,11 @@ def load(
     """
     summary = read_staged_summary(settings.staged_dir)
     staged_users = settings.staged_dir / STAGED_USERS
+    if int(summary.get("users_staged", 0)) == 0:
+        raise DataQualityError(
+            f"{staged_users}: the staged snapshot has no usable user; loading it would close "
+            "every user's address (nothing was loaded)"
+        )
     lookup_path = postcodes_path or settings.raw_dir / "postcodes.zip"
     if not lookup_path.exists():
         raise SourceError(f"{lookup_path}: postcode lookup not found (run `evergreen-etl extract`)")

@@ -44,6 +44,7 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 RETRY_AFTER_CAP_SECONDS = 60.0
 USER_AGENT = "evergreen-etl"
+MAX_REDIRECTS = 10
 
 # Module-level so tests can replace it with a recorder and run without waiting.
 sleep: Callable[[float], None] = time.sleep
@@ -121,25 +122,34 @@ def fetch_source(
     retries: int = 4,
     progress: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    staging: Path | None = None,
 ) -> ManifestEntry:
     """Fetch ``source`` from ``url`` into ``dest`` and describe the result.
 
     ``previous`` is the source's entry in the last manifest: when it shows the source is
     unchanged (HTTP 304 to a conditional GET, or a local file with the same size and mtime)
     and ``dest`` still holds the recorded bytes, the file is reused (``downloaded=False``).
+    With ``staging``, new bytes are written there instead of ``dest`` (the entry still names
+    ``dest``), so the caller can check them and move them into place with other files.
+
+    Redirects are followed to any host (S3 and CDNs redirect across hosts), up to
+    ``MAX_REDIRECTS``; credentials given in the URL are not sent to another host, and a
+    redirect from https to plain http is refused.
 
     Raises:
         ConfigurationError: the URL has an unsupported scheme.
-        SourceError: the source is missing, refused, larger than ``max_bytes``, or kept
-            failing (connection errors, timeouts, 5xx, 429, truncated bodies) after
-            ``retries`` retries.
+        SourceError: the source is missing, refused, larger than ``max_bytes``, redirected
+            from https to http, or kept failing (connection errors, timeouts, 5xx, 429,
+            truncated bodies) after ``retries`` retries.
     """
     location = resolve_location(url)
+    target = staging or dest
     if isinstance(location, HttpLocation):
         entry = _fetch_http(
             source,
             location.url,
             dest,
+            target,
             previous=previous,
             timeout=timeout,
             retries=retries,
@@ -148,7 +158,13 @@ def fetch_source(
         )
     else:
         entry = _copy_local(
-            source, location.path, dest, previous=previous, progress=progress, max_bytes=max_bytes
+            source,
+            location.path,
+            dest,
+            target,
+            previous=previous,
+            progress=progress,
+            max_bytes=max_bytes,
         )
     logger.info(
         "%s: %s bytes, sha256 %s, %s",
@@ -175,6 +191,7 @@ def _fetch_http(
     source: SourceName,
     url: str,
     dest: Path,
+    target: Path,
     *,
     previous: ManifestEntry | None,
     timeout: float,
@@ -196,8 +213,10 @@ def _fetch_http(
     with httpx.Client(
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": USER_AGENT},
         auth=auth,
+        event_hooks={"request": [_refuse_downgrade(source, request_url, shown_url)]},
     ) as client:
         for attempt in range(1, attempts + 1):
             try:
@@ -206,6 +225,7 @@ def _fetch_http(
                     source,
                     request_url,
                     dest,
+                    target,
                     shown_url=shown_url,
                     conditional=conditional,
                     progress=progress,
@@ -248,6 +268,7 @@ def _http_attempt(
     source: SourceName,
     url: str,
     dest: Path,
+    target: Path,
     *,
     shown_url: str,
     conditional: ManifestEntry | None,
@@ -285,7 +306,7 @@ def _http_attempt(
         with _progress_reporter(source, announced, enabled=progress) as advance:
             size, sha256 = _write_atomically(
                 response.iter_bytes(CHUNK_SIZE),
-                dest,
+                target,
                 limit=max_bytes,
                 on_chunk=advance,
                 # Checked before os.replace, so a short or long body never replaces the file.
@@ -303,6 +324,26 @@ def _http_attempt(
             fetched_at=_now(),
             downloaded=True,
         )
+
+
+def _refuse_downgrade(
+    source: SourceName, url: str, shown_url: str
+) -> Callable[[httpx.Request], None]:
+    """A request hook that stops a redirect chain from leaving https for plain http.
+
+    httpx follows such redirects; for health data, a plain-http hop would expose the body
+    (and any token in the URL) on the wire.
+    """
+    secure = urlsplit(url).scheme.lower() == "https"
+
+    def check(request: httpx.Request) -> None:
+        if secure and request.url.scheme != "https":
+            raise SourceError(
+                f"{source}: {shown_url} redirected to {redact_url(str(request.url))}; "
+                "refusing to leave https for plain http"
+            )
+
+    return check
 
 
 def _split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
@@ -372,6 +413,7 @@ def _copy_local(
     source: SourceName,
     path: Path,
     dest: Path,
+    target: Path,
     *,
     previous: ManifestEntry | None,
     progress: bool,
@@ -406,7 +448,7 @@ def _copy_local(
             with _progress_reporter(source, stat.st_size, enabled=progress) as advance:
                 size, sha256 = _write_atomically(
                     iter(lambda: handle.read(CHUNK_SIZE), b""),
-                    dest,
+                    target,
                     limit=max_bytes,
                     on_chunk=advance,
                     too_large=f"{source}: {path} is larger than the {max_bytes:,} byte limit",
@@ -476,11 +518,11 @@ def atomic_output(dest: Path) -> Iterator[BinaryIO]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_directory(dest.parent)
+    fsync_directory(dest.parent)
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; not possible (nor needed) on Windows.
+def fsync_directory(directory: Path) -> None:
+    """Make renames in ``directory`` durable (POSIX; a no-op on Windows)."""
     if os.name == "nt":  # pragma: no cover
         return
     fd = os.open(directory, os.O_RDONLY)

@@ -118,6 +118,9 @@ class UsersReader:
                 try:
                     value, end = _decoder.raw_decode(buf, pos)
                     break
+                except RecursionError:
+                    # Python's decoder recurses per level; junk nested deeper cannot be read.
+                    raise self._fail(line, "nested too deeply to read") from None
                 except json.JSONDecodeError as exc:
                     # Incomplete (needs more text) or malformed? A value cut by the end of the
                     # buffer fails near that end (inside a literal such as `tru`) or in a
