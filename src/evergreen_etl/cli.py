@@ -249,7 +249,7 @@ def load(
 ReportName = Annotated[
     str | None,
     typer.Argument(
-        help="The report to run [default: local-authority, distinct users by authority]; "
+        help="The report to run (default: local-authority, distinct users by authority); "
         "see --list.",
         show_default=False,
     ),
@@ -263,13 +263,13 @@ FromTime = Annotated[
 ]
 ToTime = Annotated[
     str | None,
-    typer.Option("--to", help="movers: end of the period [default: --as-of, else now]."),
+    typer.Option("--to", help="movers: end of the period (default: --as-of, else now)."),
 ]
 BoundariesOption = Annotated[
     Literal["supplied", "current"] | None,
     typer.Option(
         "--boundaries",
-        help="Authorities as the lookup supplies them [default], or today's (abolished "
+        help="Authorities as the lookup supplies them (the default), or today's (abolished "
         "codes mapped to their successor). Reports by place only.",
         show_default=False,
     ),

@@ -1,29 +1,71 @@
-"""The ``report`` stage: distinct users by local authority, now or at any past time."""
+"""The ``report`` stage: distinct users by local authority, now or at any past time, and the
+analyses around it (region, country, sex and age band, movers, joiners and leavers, postcode
+status, data quality), each a typed result from one ``.sql`` file under disclosure control.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from importlib.resources import files
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import DateTime, Engine, bindparam, text
+from sqlalchemy import Engine
 
+from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.models import Report, ReportRow
+from evergreen_etl.report.catalog import (
+    HEADLINE,
+    REPORTS,
+    ReportSpec,
+    get_spec,
+    open_warehouse,
+    published,
+    read_sql,
+    run_sql,
+)
+from evergreen_etl.report.disclosure import (
+    DisclosureRule,
+    MinCount,
+    NoDisclosureControl,
+    min_count_of,
+    rule_for,
+)
+from evergreen_etl.report.html import render_html
+from evergreen_etl.report.pictures import Chart, chart, user_map
+from evergreen_etl.report.png import render_png
+from evergreen_etl.report.results import Analysis, Boundaries, LocalAuthorityUsers, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.migrate import require_current_schema
 
-__all__ = ["read_sql", "report"]
+__all__ = [
+    "HEADLINE",
+    "REPORTS",
+    "Analysis",
+    "Boundaries",
+    "DisclosureRule",
+    "MinCount",
+    "NoDisclosureControl",
+    "analysis",
+    "list_reports",
+    "pictures",
+    "read_sql",
+    "report",
+    "rule_for",
+    "write_pictures",
+]
 
 
-def read_sql(name: str) -> str:
-    """The text of a report query shipped with the package (``report/sql/<name>.sql``)."""
-    return (files("evergreen_etl") / "report" / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+def list_reports() -> dict[str, str]:
+    """Every analysis by name, with its one-line summary."""
+    return {name: spec.summary for name, spec in REPORTS.items()}
 
 
-def _statement(sql: str) -> str:
-    # Comment lines may mention :parameters, which the driver would count as placeholders.
-    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+def _moment(value: datetime | None) -> datetime:
+    return to_utc_naive(value) if value else utc_now()
+
+
+def _parameters(moment: datetime, boundaries: Boundaries) -> dict[str, Any]:
+    return {"as_of": moment, "as_of_year": moment.year, "boundaries": boundaries}
 
 
 def report(
@@ -32,33 +74,142 @@ def report(
     as_of: datetime | None = None,
     min_count: int | None = None,
     engine: Engine | None = None,
+    boundaries: Boundaries = "supplied",
+    disclosure: DisclosureRule | None = None,
 ) -> Report:
     """Distinct users by local authority at ``as_of`` (default: now), unknown row included.
 
-    With ``min_count``, counts below it are suppressed (``users`` is None); the total is
-    the true number of distinct users.
+    With ``min_count`` (or another ``disclosure`` rule), small counts are suppressed
+    (``users`` is None). The total is the true number of distinct users, unless the rule
+    publishes totals differently (rounding).
     """
-    moment = to_utc_naive(as_of) if as_of else utc_now()
-    own_engine = engine is None
-    engine = engine or make_engine(settings.effective_database_url)
-    try:
-        require_current_schema(engine)
-        query = text(_statement(read_sql("users_by_local_authority"))).bindparams(
-            bindparam("as_of", type_=DateTime())
+    rule = disclosure or rule_for(min_count)
+    moment = _moment(as_of)
+    spec: ReportSpec[LocalAuthorityUsers] = REPORTS[HEADLINE]
+    with open_warehouse(settings, engine) as eng:
+        raw = run_sql(eng, spec.sql, _parameters(moment, boundaries))
+    result = published(spec, raw, rule, as_of=moment, boundaries=boundaries)
+    true_total = sum(int(row["users"]) for row in raw)
+    # Report.total is an int by contract: a rule that would hide it keeps the true total.
+    published_total = rule.publish_total(true_total)
+    return Report(
+        as_of=moment,
+        rows=[
+            ReportRow(
+                local_authority_code=row.local_authority_code,
+                local_authority_name=row.local_authority_name,
+                users=row.users,
+                suppressed=bool(row.suppressed),
+            )
+            for row in result.rows
+        ],
+        total=true_total if published_total is None else published_total,
+        min_count=min_count if disclosure is None else min_count_of(disclosure),
+    )
+
+
+def analysis(
+    settings: Settings,
+    name: str = HEADLINE,
+    *,
+    as_of: datetime | None = None,
+    from_time: datetime | None = None,
+    to_time: datetime | None = None,
+    boundaries: Boundaries | None = None,
+    min_count: int | None = None,
+    disclosure: DisclosureRule | None = None,
+    engine: Engine | None = None,
+) -> Analysis[Any]:
+    """Run the analysis called ``name`` (see :func:`list_reports`) and publish its rows.
+
+    ``as_of`` (default now) is the time of a report by place, or the latest snapshot of a
+    report by run. ``movers`` compares ``from_time`` with ``to_time`` (default ``as_of``).
+    ``boundaries`` applies to reports by authority: the lookup's codes (``supplied``, the
+    default) or today's (``current``).
+    """
+    spec = get_spec(name)
+    _check_options(spec, from_time=from_time, to_time=to_time, boundaries=boundaries)
+    if spec.by_authority and boundaries is None:
+        boundaries = "supplied"
+    rule = disclosure or rule_for(min_count)
+    moment = _moment(to_time or as_of)
+    start = to_utc_naive(from_time) if from_time else None
+    if start is not None and start >= moment:
+        raise ConfigurationError("--from must be before --to")
+    parameters = _parameters(moment, boundaries or "supplied")
+    parameters.update(from_time=start, to_time=moment)
+    with open_warehouse(settings, engine) as eng:
+        raw = run_sql(eng, spec.sql, parameters, spec.result_types)
+    return published(spec, raw, rule, as_of=moment, from_time=start, boundaries=boundaries)
+
+
+def pictures(
+    settings: Settings,
+    result: Analysis[Any],
+    *,
+    min_count: int | None = None,
+    disclosure: DisclosureRule | None = None,
+    engine: Engine | None = None,
+) -> tuple[Chart, UserMap]:
+    """The bar chart and users map that go with ``result``, under the same disclosure rule.
+
+    The chart shows the report's own rows when they are by place, else the top authorities
+    at the same time; the map shows users at the report's time (the end of a period).
+    """
+    rule = disclosure or rule_for(min_count)
+    with open_warehouse(settings, engine) as eng:
+        source = result
+        if REPORTS[result.name].chart is None:
+            source = analysis(
+                settings,
+                HEADLINE,
+                as_of=result.as_of,
+                boundaries=result.boundaries,
+                disclosure=rule,
+                engine=eng,
+            )
+        return chart(source), user_map(eng, result.as_of, rule)
+
+
+def write_pictures(
+    settings: Settings,
+    result: Analysis[Any],
+    *,
+    html: Path | None = None,
+    png: Path | None = None,
+    min_count: int | None = None,
+    disclosure: DisclosureRule | None = None,
+    engine: Engine | None = None,
+) -> list[Path]:
+    """Write the HTML page (table, chart, map) and/or the chart as PNG; the paths written."""
+    if html is None and png is None:
+        return []
+    bars, users = pictures(
+        settings, result, min_count=min_count, disclosure=disclosure, engine=engine
+    )
+    written = []
+    if html is not None:
+        html.write_text(render_html(result, bars, users), encoding="utf-8")
+        written.append(html)
+    if png is not None:
+        png.write_bytes(render_png(bars))
+        written.append(png)
+    return written
+
+
+def _check_options(
+    spec: ReportSpec[Any],
+    *,
+    from_time: datetime | None,
+    to_time: datetime | None,
+    boundaries: Boundaries | None,
+) -> None:
+    if boundaries is not None and not spec.by_authority:
+        by_authority = ", ".join(n for n, s in REPORTS.items() if s.by_authority)
+        raise ConfigurationError(
+            f"--boundaries does not apply to '{spec.name}'; it applies to: {by_authority}"
         )
-        with engine.connect() as conn:
-            rows = conn.execute(query, {"as_of": moment}).all()
-    finally:
-        if own_engine:
-            engine.dispose()
-    total = sum(int(row.users) for row in rows)
-    report_rows = [
-        ReportRow(
-            local_authority_code=row.local_authority_code,
-            local_authority_name=row.local_authority_name,
-            users=None if min_count is not None and row.users < min_count else int(row.users),
-            suppressed=min_count is not None and row.users < min_count,
-        )
-        for row in rows
-    ]
-    return Report(as_of=moment, rows=report_rows, total=total, min_count=min_count)
+    if spec.period and from_time is None:
+        raise ConfigurationError(f"'{spec.name}' needs --from (and --to, default now)")
+    if not spec.period and (from_time is not None or to_time is not None):
+        raise ConfigurationError(f"--from and --to apply to movers; '{spec.name}' takes --as-of")

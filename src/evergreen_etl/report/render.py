@@ -5,16 +5,47 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
 
 from evergreen_etl.models import Report
+from evergreen_etl.report.disclosure import SUPPRESSED
+from evergreen_etl.report.results import Analysis
 
 ReportFormat = Literal["table", "csv", "json"]
-SUPPRESSED = "suppressed"
 COLUMNS = ("local_authority_code", "local_authority_name", "users")
+_LABELS = {
+    "local_authority_code": "Code",
+    "local_authority_name": "Local authority",
+    "region_code": "Code",
+    "region_name": "Region",
+    "country_code": "Code",
+    "country_name": "Country",
+    "age_band": "Age band",
+    "run_id": "Run",
+    "as_of": "As of (UTC)",
+    "new_users": "New",
+    "returned_users": "Returned",
+    "moved_users": "Moved",
+    "left_users": "Left",
+    "users_in_snapshot": "Users in snapshot",
+    "location_status": "Location status",
+}
+
+__all__ = [
+    "COLUMNS",
+    "SUPPRESSED",
+    "ReportFormat",
+    "column_label",
+    "format_value",
+    "render",
+    "render_analysis",
+    "render_list",
+]
 
 
 def render(report: Report, fmt: ReportFormat) -> str:
@@ -47,10 +78,104 @@ def _table(report: Report) -> str:
     for row in report.rows:
         users = SUPPRESSED if row.suppressed else f"{row.users:,}"
         table.add_row(row.local_authority_code, row.local_authority_name, users)
+    note = f"Counts below {report.min_count} are suppressed." if report.min_count else None
+    return _print(table, note)
+
+
+def _print(table: Table, note: str | None) -> str:
     console = Console(file=io.StringIO(), width=100, color_system=None)
     console.print(table)
-    if report.min_count:
-        console.print(f"Counts below {report.min_count} are suppressed.")
+    if note:
+        console.print(note)
     out = console.file
     assert isinstance(out, io.StringIO)
     return out.getvalue()
+
+
+def column_label(name: str) -> str:
+    """A column's heading for people: ``local_authority_name`` -> ``Local authority``."""
+    return _LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def format_value(value: object) -> str:
+    """A non-count value for people: times in UTC, booleans as yes/no, None as blank."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    return str(value)
+
+
+def _json_rows(result: Analysis[Any]) -> list[dict[str, Any]]:
+    rows = []
+    for row in result.rows:
+        item = row.model_dump(mode="json", exclude={"suppressed"})
+        if row.suppressed:
+            item["suppressed"] = True  # the suppressed counts are the null ones
+        rows.append(item)
+    return rows
+
+
+def render_analysis(result: Analysis[Any], fmt: ReportFormat) -> str:
+    """Any analysis as text in ``fmt``: JSON is a list of objects keyed by its columns.
+
+    A suppressed count is ``null`` in JSON (with ``"suppressed": true`` on its row) and
+    ``suppressed`` in CSV and the table.
+    """
+    if fmt == "json":
+        return json.dumps(_json_rows(result), indent=2, ensure_ascii=False) + "\n"
+    counts = set(result.counts)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in result.rows:
+            writer.writerow(
+                SUPPRESSED if name in row.suppressed else _csv_value(getattr(row, name))
+                for name in result.columns
+            )
+        return out.getvalue()
+    table = Table(title=result.title, show_footer=bool(result.totals))
+    # "Total" goes under the last label column before the first count (the name, not the code).
+    first_count = next((i for i, c in enumerate(result.columns) if c in counts), 0)
+    total_label = max(first_count - 1, 0)
+    for i, name in enumerate(result.columns):
+        footer = ""
+        if name in result.totals:
+            total = result.totals[name]
+            footer = SUPPRESSED if total is None else f"{total:,}"
+        elif i == total_label:
+            footer = "Total"
+        table.add_column(
+            column_label(name), justify="right" if name in counts else "left", footer=footer
+        )
+    for row in result.rows:
+        table.add_row(*_table_cells(row, result.columns, counts))
+    return _print(table, result.note)
+
+
+def _table_cells(row: Any, columns: Iterable[str], counts: set[str]) -> list[str]:
+    cells = []
+    for name in columns:
+        value = getattr(row, name)
+        if name in row.suppressed:
+            cells.append(SUPPRESSED)
+        elif name in counts and value is not None:
+            cells.append(f"{value:,}")
+        else:
+            cells.append(format_value(value))
+    return cells
+
+
+def _csv_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def render_list(reports: Mapping[str, str]) -> str:
+    """``report --list``: one line per report, its name then what it answers."""
+    width = max(len(name) for name in reports)
+    return "".join(f"{name:<{width}}  {summary}\n" for name, summary in reports.items())

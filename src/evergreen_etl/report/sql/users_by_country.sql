@@ -1,0 +1,23 @@
+-- Distinct users by country of the UK at :as_of (see users_by_local_authority.sql for :as_of
+-- and :boundaries). Users located as UNKNOWN count under UNKNOWN.
+WITH authority AS (
+    SELECT supplied.code                                        AS supplied_code,
+           COALESCE(today.country_code, supplied.country_code) AS country_code,
+           COALESCE(today.country_name, supplied.country_name) AS country_name
+    FROM dim_local_authority AS supplied
+    LEFT JOIN dim_local_authority AS today
+      ON :boundaries = 'current' AND today.code = supplied.current_code
+),
+located AS (
+    SELECT a.user_id,
+           COALESCE(la.country_code, 'UNKNOWN') AS country_code,
+           COALESCE(la.country_name, 'Unknown') AS country_name
+    FROM user_address AS a
+    JOIN authority AS la ON la.supplied_code = a.local_authority_code
+    WHERE a.valid_from <= :as_of
+      AND (a.valid_to IS NULL OR a.valid_to > :as_of)
+)
+SELECT country_code, country_name, COUNT(DISTINCT user_id) AS users
+FROM located
+GROUP BY country_code, country_name
+ORDER BY users DESC, country_code

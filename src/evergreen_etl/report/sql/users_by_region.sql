@@ -1,0 +1,27 @@
+-- Distinct users by region at :as_of (see users_by_local_authority.sql for :as_of and
+-- :boundaries). ONS regions cover England only: an authority in Wales, Scotland or Northern
+-- Ireland counts under its country, as in ONS's own region-level tables. Users located as
+-- UNKNOWN (and authorities the reference table does not know) count under UNKNOWN.
+WITH authority AS (
+    SELECT supplied.code                                  AS supplied_code,
+           COALESCE(today.region_code, today.country_code,
+                    supplied.region_code, supplied.country_code) AS region_code,
+           COALESCE(today.region_name, today.country_name,
+                    supplied.region_name, supplied.country_name) AS region_name
+    FROM dim_local_authority AS supplied
+    LEFT JOIN dim_local_authority AS today
+      ON :boundaries = 'current' AND today.code = supplied.current_code
+),
+located AS (
+    SELECT a.user_id,
+           COALESCE(la.region_code, 'UNKNOWN') AS region_code,
+           COALESCE(la.region_name, 'Unknown') AS region_name
+    FROM user_address AS a
+    JOIN authority AS la ON la.supplied_code = a.local_authority_code
+    WHERE a.valid_from <= :as_of
+      AND (a.valid_to IS NULL OR a.valid_to > :as_of)
+)
+SELECT region_code, region_name, COUNT(DISTINCT user_id) AS users
+FROM located
+GROUP BY region_code, region_name
+ORDER BY users DESC, region_code
