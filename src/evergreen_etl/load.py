@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, inspect, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
 from evergreen_etl.errors import (
-    ConcurrentLoadError,
     DataQualityError,
     SnapshotOrderError,
     SourceError,
@@ -27,6 +26,7 @@ from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.dialect import acquire_load_lock
 from evergreen_etl.warehouse.engine import make_engine
+from evergreen_etl.warehouse.failures import translate_database_error
 from evergreen_etl.warehouse.lookup import load_postcodes
 from evergreen_etl.warehouse.migrate import require_current_schema
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
@@ -94,16 +94,15 @@ def load(
                         absent=absent,
                         progress=progress,
                     )
-            except OperationalError as exc:
-                if "database is locked" in str(exc.orig):
-                    raise ConcurrentLoadError(
-                        "another load is writing to this warehouse; try again when it ends"
-                    ) from None
-                raise
             except IntegrityError as exc:
                 raise WarehouseError(
                     f"the merge broke a warehouse rule and was rolled back: {exc.orig}"
                 ) from None
+    except DBAPIError as exc:
+        translated = translate_database_error(exc)
+        if translated is None:
+            raise
+        raise translated from None
     finally:
         if own_engine:
             engine.dispose()

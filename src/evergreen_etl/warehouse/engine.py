@@ -24,7 +24,8 @@ def make_engine(url: str) -> Engine:
             "postgresql+psycopg://user@host/db)"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        uri = str(parsed.query.get("uri", "")).lower() == "true"
+        if parsed.database and parsed.database != ":memory:" and not uri:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True

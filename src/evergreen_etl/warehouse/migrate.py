@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine
 
 from evergreen_etl.errors import SchemaOutOfDateError
@@ -33,10 +35,21 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@lru_cache(maxsize=1)
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
 def head_revision() -> str | None:
     """The newest migration the package knows."""
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return script.get_current_head()
+    return _scripts().get_current_head()
+
+
+def _known_revision(revision: str) -> bool:
+    try:
+        return _scripts().get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -60,6 +73,12 @@ def require_current_schema(engine: Engine, *, auto_upgrade: bool = False) -> Non
     current, head = current_revision(engine), head_revision()
     if current == head:
         return
+    if current is not None and not _known_revision(current):
+        raise SchemaOutOfDateError(
+            f"the warehouse is at migration {current}, which this version of evergreen-etl "
+            "does not know (was it migrated by a newer version?); nothing was changed",
+            hint="upgrade evergreen-etl, or restore the warehouse",
+        )
     if auto_upgrade:
         upgrade(engine.url.render_as_string(hide_password=False))
         return

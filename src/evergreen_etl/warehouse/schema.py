@@ -128,6 +128,13 @@ Index(
     postgresql_where=user_address.c.is_current,
 )
 Index("ix_user_address_user_valid", user_address.c.user_id, user_address.c.valid_from)
+# An as-of query for a recent date skips the many closed periods that ended before it.
+Index(
+    "ix_user_address_valid_to",
+    user_address.c.valid_to,
+    user_address.c.valid_from,
+    postgresql_include=["local_authority_code", "user_id"],
+)
 Index(
     "ix_user_address_valid",
     user_address.c.valid_from,
