@@ -20,6 +20,7 @@ from evergreen_etl import __version__
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, configure_logging
 from evergreen_etl.models import RunResult
+from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
 from evergreen_etl.report.render import ReportFormat, render
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
@@ -70,6 +71,14 @@ Absent = Annotated[
 MinCount = Annotated[
     int | None,
     typer.Option("--min-count", min=1, help="Suppress counts below K (disclosure control)."),
+]
+Disclosure = Annotated[
+    DisclosureName | None,
+    typer.Option(
+        "--disclosure",
+        help="Disclosure control for published figures: 'nhs' suppresses 1-7 and rounds "
+        "other counts to 5 (NHS England's rule); 'min-count' needs --min-count.",
+    ),
 ]
 Format = Annotated[ReportFormat, typer.Option("--format", help="Output format.")]
 MaxRejectRate = Annotated[
@@ -297,6 +306,7 @@ def report(
     boundaries: BoundariesOption = None,
     fmt: Format = "table",
     min_count: MinCount = None,
+    disclosure: Disclosure = None,
     html: HtmlOut = None,
     png: PngOut = None,
     debug: Debug = False,
@@ -318,6 +328,7 @@ def report(
             sys.stdout.write(render_list(catalogue()))
             return
         settings = _settings(data_dir=data_dir, database_url=database_url)
+        rule = disclosure_rule(disclosure, min_count)
         result = analysis(
             settings,
             name or HEADLINE,
@@ -325,10 +336,10 @@ def report(
             from_time=moment("--from", from_time),
             to_time=moment("--to", to_time),
             boundaries=boundaries,
-            min_count=min_count,
+            disclosure=rule,
         )
         sys.stdout.write(render_analysis(result, fmt))
-        for path in write_pictures(settings, result, html=html, png=png, min_count=min_count):
+        for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
             _err.print(f"wrote {path}", highlight=False)
 
 
@@ -342,6 +353,7 @@ def run(
     absent: Absent = "close",
     fmt: Format = "table",
     min_count: MinCount = None,
+    disclosure: Disclosure = None,
     max_reject_rate: MaxRejectRate = None,
     debug: Debug = False,
     quiet: Quiet = False,
@@ -362,6 +374,7 @@ def run(
             as_of=_as_of(as_of),
             absent=absent,
             min_count=min_count,
+            disclosure=disclosure_rule(disclosure, min_count),
             max_reject_rate=max_reject_rate,
             progress=not quiet,
         )
@@ -380,6 +393,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 42,
     fmt: Format = "table",
     min_count: MinCount = None,
+    disclosure: Disclosure = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -396,6 +410,7 @@ def demo(
             snapshots=snapshots,
             seed=seed,
             min_count=min_count,
+            disclosure=disclosure_rule(disclosure, min_count),
             progress=not quiet,
         )
         if not quiet and log_format == "text":

@@ -1,4 +1,4 @@
-"""Machine-read logs: --log-format json gives one JSON object per stderr line, with stage timings."""
+"""Machine-read logs: --log-format json gives one JSON object per stderr line, with timings."""
 
 from __future__ import annotations
 

@@ -50,17 +50,21 @@ class NoDisclosureControl:
 
 @dataclass(frozen=True)
 class MinCount:
-    """Suppress counts below ``k`` (zero included only if ``k`` > 0 and zero is below it)."""
+    """``--min-count K``: every count below K (zero included) is suppressed."""
 
     k: int
     name: str = "min-count"
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError("min-count must be at least 1")
 
     def publish(self, count: int) -> int | None:
         """None below k, else the count."""
         return None if count < self.k else count
 
     def publish_total(self, total: int) -> int | None:
-        """Totals are published as they are: they are the sum of every user."""
+        """Totals are published as they are: the headline report's contract."""
         return total
 
 

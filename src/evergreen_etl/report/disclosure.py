@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from evergreen_etl.privacy.disclosure import (
+    DisclosureRule,
+    MinCount,
+    NoDisclosureControl,
+    disclosure_rule,
+)
+
+__all__ = ["DisclosureRule", "MinCount", "NoDisclosureControl", "rule_for"]
 
 SUPPRESSED = "suppressed"
 # The map never draws a cell with fewer users than this, whatever the rule: with fewer, a
@@ -19,61 +28,9 @@ SUPPRESSED = "suppressed"
 MAP_MIN_USERS = 5
 
 
-class DisclosureRule(Protocol):
-    """Maps a true count to what may be published (None: suppressed)."""
-
-    @property
-    def name(self) -> str:
-        """The rule's name."""
-        ...
-
-    def publish(self, count: int) -> int | None:
-        """The published form of one cell."""
-        ...
-
-    def publish_total(self, total: int) -> int | None:
-        """The published form of a total, given the true total."""
-        ...
-
-
-@dataclass(frozen=True)
-class NoDisclosureControl:
-    """Publish counts as they are (internal use; not for published figures)."""
-
-    name: str = "none"
-
-    def publish(self, count: int) -> int | None:
-        """The count itself."""
-        return count
-
-    def publish_total(self, total: int) -> int | None:
-        """The total itself."""
-        return total
-
-
-@dataclass(frozen=True)
-class MinCount:
-    """``--min-count K``: every count below K (zero included) is suppressed."""
-
-    k: int
-    name: str = "min-count"
-
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError("min-count must be at least 1")
-
-    def publish(self, count: int) -> int | None:
-        """None below k, else the count."""
-        return None if count < self.k else count
-
-    def publish_total(self, total: int) -> int | None:
-        """Totals are published as they are: the headline report's contract."""
-        return total
-
-
 def rule_for(min_count: int | None) -> DisclosureRule:
     """The rule ``--min-count`` asks for: MinCount(K), or none."""
-    return MinCount(min_count) if min_count is not None else NoDisclosureControl()
+    return disclosure_rule(None, min_count)
 
 
 def describe(rule: DisclosureRule) -> str | None:
