@@ -202,9 +202,7 @@ def _load_in_transaction(
               postcodes_loaded = :postcodes_loaded, details = :details
             WHERE run_id = :run_id
             """
-        ).bindparams(
-            bindparam("finished", type_=DateTime()), bindparam("details", type_=JSON())
-        ),
+        ).bindparams(bindparam("finished", type_=DateTime()), bindparam("details", type_=JSON())),
         {
             "finished": utc_now(),
             "users": merged.users_in_snapshot,
