@@ -90,6 +90,21 @@ MaxRejectRate = Annotated[
         help="Fail when a larger share of records is rejected.",
     ),
 ]
+MinK = Annotated[
+    int | None,
+    typer.Option(
+        "--min-k",
+        envvar="EVERGREEN_MIN_K",
+        min=2,
+        help="Check k-anonymity after the merge; below K, warn or fail (--k-policy).",
+    ),
+]
+KPolicy = Annotated[
+    str | None,
+    typer.Option(
+        "--k-policy", envvar="EVERGREEN_K_POLICY", help="warn (default) or fail the load."
+    ),
+]
 AutoUpgrade = Annotated[
     bool, typer.Option("--auto-upgrade", help="Migrate an out-of-date warehouse schema first.")
 ]
@@ -235,6 +250,8 @@ def load(
     database_url: DatabaseUrl = None,
     as_of: AsOf = None,
     absent: Absent = "close",
+    min_k: MinK = None,
+    k_policy: KPolicy = None,
     auto_upgrade: AutoUpgrade = False,
     debug: Debug = False,
     quiet: Quiet = False,
@@ -244,7 +261,9 @@ def load(
     from evergreen_etl.load import load as load_snapshot
 
     with _command(debug, quiet, log_format):
-        settings = _settings(data_dir=data_dir, database_url=database_url)
+        settings = _settings(
+            data_dir=data_dir, database_url=database_url, min_k=min_k, k_policy=k_policy
+        )
         result = load_snapshot(
             settings,
             as_of=_as_of(as_of),
@@ -351,6 +370,8 @@ def run(
     postcodes_url: PostcodesUrl = None,
     as_of: AsOf = None,
     absent: Absent = "close",
+    min_k: MinK = None,
+    k_policy: KPolicy = None,
     fmt: Format = "table",
     min_count: MinCount = None,
     disclosure: Disclosure = None,
@@ -368,6 +389,8 @@ def run(
             database_url=database_url,
             users_url=users_url,
             postcodes_url=postcodes_url,
+            min_k=min_k,
+            k_policy=k_policy,
         )
         result = run_pipeline(
             settings,

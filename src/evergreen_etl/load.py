@@ -21,6 +21,7 @@ from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import read_manifest, source_label
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
+from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.times import to_utc_naive, utc_now
@@ -45,6 +46,7 @@ def load(
     postcodes_path: Path | None = None,
     auto_upgrade: bool = False,
     engine: Engine | None = None,
+    k_guard: KAnonymityGuard | None = None,
     progress: bool = True,
 ) -> LoadResult:
     """Merge the staged snapshot (and the lookup, when it changed) into the warehouse.
@@ -52,7 +54,8 @@ def load(
     Everything happens in one transaction under the load lock: a failure leaves the
     warehouse exactly as it was. The snapshot time is ``as_of``, else the users source's
     Last-Modified, else now (UTC). A snapshot older than the newest loaded one is refused;
-    the same snapshot loaded again changes nothing.
+    the same snapshot loaded again changes nothing. With ``k_guard``, the merged warehouse's
+    k-anonymity is measured before the commit, to warn or to refuse the load.
     """
     summary = read_staged_summary(settings.staged_dir)
     staged_users = settings.staged_dir / STAGED_USERS
@@ -75,6 +78,8 @@ def load(
     moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
     moment = to_utc_naive(moment)
 
+    if k_guard is None and settings.min_k is not None:
+        k_guard = KAnonymityGuard(settings.min_k, settings.k_policy)
     own_engine = engine is None
     engine = engine or make_engine(settings.effective_database_url)
     try:
@@ -92,6 +97,7 @@ def load(
                         postcodes_sha=postcodes_sha,
                         as_of=moment,
                         absent=absent,
+                        k_guard=k_guard,
                         progress=progress,
                     )
             except IntegrityError as exc:
@@ -127,6 +133,7 @@ def _load_in_transaction(
     postcodes_sha: str,
     as_of: datetime,
     absent: AbsentPolicy,
+    k_guard: KAnonymityGuard | None,
     progress: bool,
 ) -> LoadResult:
     acquire_load_lock(conn)
@@ -184,14 +191,17 @@ def _load_in_transaction(
     stage_snapshot(conn, staged_users)
     merged = merge_snapshot(conn, as_of=as_of, run_id=run_id, absent=absent)
     failpoint("load.merged")
+    risk = k_guard.check(conn, as_of) if k_guard is not None else None
     rejected = int(summary.get("rejected", 0))
-    details = {
+    details: dict[str, Any] = {
         "location": merged.location.model_dump(),
         "anonymise": {
             k: summary.get(k)
             for k in ("records_read", "rejects_by_reason", "postcodes_by_kind", "input_format")
         },
     }
+    if risk is not None:
+        details["risk"] = [row.model_dump() for row in risk.rows]
     conn.execute(
         text(
             """
@@ -242,6 +252,7 @@ def _load_in_transaction(
         unchanged=merged.unchanged,
         rejected=rejected,
         location=merged.location,
+        smallest_k=risk.smallest_k if risk is not None else None,
     )
 
 

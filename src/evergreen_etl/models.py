@@ -122,6 +122,7 @@ class LoadResult(_Frozen):
     unchanged: int
     rejected: int
     location: LocationCounts
+    smallest_k: int | None = Field(None, description="k-anonymity after the load, if measured")
 
 
 class ReportRow(_Frozen):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     pseudonym_key_file: Path | None = None
     max_reject_rate: float = Field(0.25, ge=0.0, le=1.0)
+    min_k: int | None = Field(None, ge=2, description="k-anonymity threshold checked by load")
+    k_policy: Literal["warn", "fail"] = "warn"
     http_timeout: float = Field(30.0, gt=0)
     http_retries: int = Field(4, ge=0)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
+import pytest
 from sqlalchemy import Engine
 
 from evergreen_etl.privacy.risk import measure_risk
@@ -45,3 +47,44 @@ def test_risk_before_any_load_is_empty(engine: Engine) -> None:
         risk = measure_risk(conn, as_of=datetime(2024, 6, 1))
     assert all(row.users == 0 and row.smallest_k is None for row in risk.rows)
     assert risk.smallest_k is None
+
+
+def test_load_fails_below_configured_k_and_rolls_back(
+    load_snapshot: LoadSnapshot, engine: Engine
+) -> None:
+    """With k-policy fail, a load that leaves a class smaller than min-k is refused whole."""
+    from sqlalchemy import text
+
+    from evergreen_etl.errors import DataQualityError
+    from evergreen_etl.privacy.risk import KAnonymityGuard
+
+    with pytest.raises(DataQualityError, match="below the configured 2"):
+        load_snapshot(RECORDS, "2024-01-01", k_guard=KAnonymityGuard(2, "fail"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM user_address")).scalar_one() == 0
+        assert conn.execute(text("SELECT COUNT(*) FROM etl_run")).scalar_one() == 0
+
+
+def test_load_warns_below_configured_k_and_records_risk(
+    load_snapshot: LoadSnapshot, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With k-policy warn, the load goes ahead, logs a warning and reports the smallest k."""
+    from evergreen_etl.privacy.risk import KAnonymityGuard
+
+    caplog.set_level(logging.WARNING, logger="evergreen_etl")
+    monkeypatch.setattr(logging.getLogger("evergreen_etl"), "propagate", True)
+    result = load_snapshot(RECORDS, "2024-01-01", k_guard=KAnonymityGuard(2, "warn"))
+    assert result.smallest_k == 1
+    assert result.new == 6
+    assert any("k-anonymity" in r.getMessage() for r in caplog.records)
+
+
+def test_load_passes_when_k_is_met(load_snapshot: LoadSnapshot) -> None:
+    """A threshold the data meets changes nothing in the load."""
+    from evergreen_etl.privacy.risk import KAnonymityGuard
+
+    records = [
+        user(f"f{i}@example.com", "AB1 1AA", sex="F", dateOfBirth="1984-01-01") for i in range(3)
+    ]
+    result = load_snapshot(records, "2024-01-01", k_guard=KAnonymityGuard(3, "fail"))
+    assert (result.new, result.smallest_k) == (3, 3)

@@ -10,12 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, DateTime, bindparam, text
 
+from evergreen_etl.errors import DataQualityError
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import make_engine
@@ -27,6 +31,7 @@ QUASI_IDENTIFIER_SETS: dict[str, str] = {
     "postcode district x birth year x sex": "risk_district_birth_year_sex",
 }
 DEFAULT_K_THRESHOLD = 5
+log = logging.getLogger("evergreen_etl.privacy")
 
 
 class RiskRow(BaseModel):
@@ -126,3 +131,26 @@ def measure_risk(
             )
         )
     return RiskReport(as_of=moment, threshold=threshold, rows=rows)
+
+
+@dataclass(frozen=True)
+class KAnonymityGuard:
+    """Check k-anonymity after a merge: warn, or fail the load (it then rolls back)."""
+
+    min_k: int
+    policy: Literal["warn", "fail"] = "warn"
+
+    def check(self, conn: Connection, as_of: datetime) -> RiskReport:
+        """Measure inside the load's transaction; raise DataQualityError when told to fail."""
+        risk = measure_risk(conn, as_of=as_of, threshold=self.min_k)
+        for row in risk.rows:
+            if row.smallest_k is None or row.smallest_k >= self.min_k:
+                continue
+            message = (
+                f"k-anonymity over {row.quasi_identifiers} is {row.smallest_k}, below the "
+                f"configured {self.min_k} ({row.users_below_threshold} users in smaller classes)"
+            )
+            if self.policy == "fail":
+                raise DataQualityError(f"{message}; nothing was loaded")
+            log.warning(message)
+        return risk
