@@ -11,11 +11,17 @@ import codecs
 import csv
 import io
 import lzma
+import multiprocessing
+import os
 import re
+import sys
+import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, islice
+from multiprocessing.connection import Connection
 from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import IO, Any, cast
@@ -46,8 +52,15 @@ _LAT_MISSING_TEXT = "99.999999"
 _LONG_MISSING_TEXT = "0.000000"
 _LAT_MISSING = float(_LAT_MISSING_TEXT)
 _LONG_MISSING = float(_LONG_MISSING_TEXT)
-_BLOCK_BYTES = 1 << 20
+# Blocks of ~700 lines: the rows of one block stay in the CPU's cache between passes.
+_BLOCK_BYTES = 1 << 18
+_CSV_BATCH_ROWS = 1000
 _MEMO_LIMIT = 100_000
+# From this size of data CSV on (a national NSPL is ~1 GB), ``batches`` parses the rows in a
+# worker process while the caller loads them: the load then takes the longer of the two
+# times instead of their sum. Below it, a process costs more than it saves.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+BATCH_ROWS = 10_000
 
 # (postcode, outward, laua, ctry, rgn, lat, long, dointr, doterm)
 PostcodeRow = tuple[
@@ -179,13 +192,13 @@ class _Memo(dict[str, str | None]):
 
 
 class _CsvRecords:
-    """The records of the data CSV as lists of fields, read block by block in bounded memory.
+    """The data rows of the CSV in batches of field lists, read in bounded memory.
 
-    A line without a quote character is split on commas, which gives exactly what
-    ``csv.reader`` gives for it at a fraction of the cost (the real lookup never quotes).
-    From the first block holding a quote or a bare carriage return on, the rest of the stream
-    is read by ``csv.reader``, which handles quoted commas and line breaks.
-    ``line_of`` says on which line of the file a record started.
+    A block of lines without a quote character is split on commas, which gives exactly what
+    ``csv.reader`` gives for it at a fraction of the cost (the real lookup never quotes). From
+    the first block holding a quote or a bare carriage return on, the rest of the stream is
+    read by ``csv.reader``, which handles quoted commas and line breaks. The header line is
+    skipped. ``short_row`` finds the row that was too short for the caller.
     """
 
     def __init__(self, raw: IO[bytes], name: str) -> None:
@@ -195,29 +208,44 @@ class _CsvRecords:
         self._block: list[str] = []
         self._csv_lines_before: int | None = None  # set once csv.reader has taken over
         self._csv: Any = None
+        self._last: list[str] = []
+        self._blocks = self._texts()
 
-    def __iter__(self) -> Iterator[list[str]]:
+    def batches(self) -> Iterator[Iterator[list[str]]]:
+        """Iterators of field lists: one per block of lines (or of rows, for csv.reader)."""
         split = methodcaller("split", ",")
-        for text in self._texts():
-            if self._csv_lines_before is None:
-                if "\r" in text:
-                    text = text.replace("\r\n", "\n")
-                if '"' not in text and "\r" not in text:
-                    lines = text.split("\n")
-                    lines.pop()  # the text ends with a line break: nothing after it
-                    self._block = lines
-                    yield from map(split, lines)
-                    self._lines_before += len(lines)
-                    continue
+        header = True
+        for text in self._blocks:
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            if '"' in text or "\r" in text:
                 self._csv_lines_before = self._lines_before
                 self._csv = csv.reader(self._csv_lines(text))
-                yield from self._csv
+                if header:
+                    next(self._csv, None)
+                rows = self._remember(self._csv)
+                while (first := next(rows, None)) is not None:
+                    yield chain((first,), islice(rows, _CSV_BATCH_ROWS - 1))
                 return
+            lines = text.split("\n")
+            lines.pop()  # the text ends with a line break: nothing after it
+            if header:
+                header = False
+                del lines[0]
+                self._lines_before = 1
+            self._block = lines
+            yield map(split, lines)
+            self._lines_before += len(lines)
+
+    def _remember(self, rows: Iterator[list[str]]) -> Iterator[list[str]]:
+        for row in rows:
+            self._last = row
+            yield row
 
     def _csv_lines(self, first: str) -> Iterator[str]:
         yield from io.StringIO(first, newline="")
         self._lines_before += first.count("\n")
-        for text in self._texts():
+        for text in self._blocks:  # the same stream of blocks, carried on
             yield from io.StringIO(text, newline="")
             self._lines_before += text.count("\n")
 
@@ -249,13 +277,23 @@ class _CsvRecords:
                 line = self._lines_before + data.count(b"\n", 0, exc.start) + 1
                 raise SourceError(f"{self._name}: line {line}: not valid UTF-8") from None
 
-    def line_of(self, record: list[str]) -> int:
-        """The line on which ``record``, the last one yielded, started."""
+    def short_row(self, width: int) -> tuple[int, int] | None:
+        """``(line, columns)`` of the row that had fewer than ``width`` fields, None if blank.
+
+        Called when picking the fields of a row failed. In a block of split lines that row is
+        the first short line that is not blank (blank lines are skipped, and an earlier short
+        row would have been reported first).
+        """
         if self._csv_lines_before is not None:
-            return self._csv_lines_before + int(self._csv.line_num)
-        split = methodcaller("split", ",")
-        index = next(i for i, fields in enumerate(map(split, self._block)) if fields == record)
-        return self._lines_before + index + 1
+            row = self._last
+            if not row or row == [""]:
+                return None
+            return self._csv_lines_before + int(self._csv.line_num), len(row)
+        for index, line in enumerate(self._block):
+            columns = line.count(",") + 1
+            if line and columns < width:
+                return self._lines_before + index + 1, columns
+        return None
 
     @property
     def line_num(self) -> int:
@@ -273,6 +311,8 @@ class PostcodeLookupReader:
         self.label = label or path.name
         with _open_zip(path, self.label) as zf:
             self.members = find_members(zf, self.label)
+            self.data_bytes = zf.getinfo(self.members.data).file_size
+            """The size of the data CSV once inflated."""
         header = self.members.header
         self._index: dict[str, int | None] = {}
         for role, aliases in REQUIRED_COLUMNS.items():
@@ -304,82 +344,141 @@ class PostcodeLookupReader:
                     names[row[code_i].strip()] = row[name_i].strip()
         return names
 
+    def batches(
+        self, size: int = BATCH_ROWS, *, parallel: bool | None = None
+    ) -> Iterator[list[PostcodeRow]]:
+        """The rows in lists of up to ``size``, for a bulk load.
+
+        With ``parallel`` (by default: a data CSV of ``PARALLEL_MIN_BYTES`` or more, and more
+        than one CPU) a worker process inflates, decodes and splits the CSV and sends the
+        fields each row needs, while this process builds the rows of the batches it already
+        has and the caller loads them; at most a few batches are in flight. Errors are raised
+        here as they would be by iterating the reader.
+        """
+        if parallel is None:
+            parallel = self.data_bytes >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
+        if not parallel:
+            rows = iter(self)
+            while batch := list(islice(rows, size)):
+                yield batch
+            return
+        builder = _RowBuilder(self._absent_roles())
+        empty = True
+        for fields in _fields_from_worker(self.path, self.label):
+            batch = list(builder.rows(fields))
+            if batch:
+                empty = False
+                yield batch
+        if empty:
+            raise self._empty_error()
+
     def __iter__(self) -> Iterator[PostcodeRow]:
         with _open_zip(self.path, self.label) as zf, zf.open(self.members.data) as raw:
             yield from self._rows(raw)
 
-    def _rows(self, raw: IO[bytes]) -> Iterator[PostcodeRow]:
+    def _empty_error(self) -> SourceError:
+        # An empty lookup would replace dim_postcode with nothing: no user located.
+        return SourceError(
+            f"{self.label}: {self.members.data} holds a header but no postcode rows; "
+            "refusing an empty lookup"
+        )
+
+    def _absent_roles(self) -> frozenset[int]:
+        """Positions in ``PostcodeRow`` of the optional columns this lookup lacks."""
+        return frozenset(
+            position
+            for position, role in enumerate(_ROW_ROLES)
+            if role in OPTIONAL_COLUMNS and self._index[role] is None
+        )
+
+    def _fields(self, raw: IO[bytes]) -> Iterator[list[tuple[str, ...]]]:
+        """The text fields each row needs, in ``_PICKED`` order: a list per block of lines.
+
+        Blank lines are skipped; a row with too few fields is an error naming its line.
+        """
         name = f"{self.label}: {self.members.data}"
         records = _CsvRecords(raw, name)
+        i = self._index
+        columns = [i[role] for role in _PICKED]
+        present = [x for x in columns if x is not None]
+        width = max(present) + 1
+        # An absent optional column reads the postcode column; _RowBuilder blanks it.
+        pick = itemgetter(*(present[0] if x is None else x for x in columns))
         try:
-            rows = self._build_rows(records, name)
-            first = next(rows, None)
-            if first is None:
-                # An empty lookup would replace dim_postcode with nothing: no user located.
-                raise SourceError(
-                    f"{self.label}: {self.members.data} holds a header but no postcode rows; "
-                    "refusing an empty lookup"
-                )
-            yield first
-            yield from rows
+            for lines in records.batches():
+                fields = map(pick, lines)
+                batch: list[tuple[str, ...]] = []
+                while True:
+                    try:
+                        batch.extend(fields)
+                    except IndexError:  # a row with too few fields: blank, or an error
+                        short = records.short_row(width)
+                        if short is None:
+                            continue  # a blank line: go on with the rest of the block
+                        line, found = short
+                        raise SourceError(
+                            f"{name}: line {line}: expected at least {width} columns, found {found}"
+                        ) from None
+                    break
+                if batch:
+                    yield batch
         except _CORRUPT as exc:
             raise SourceError(f"{name}: the zip member is corrupt ({exc})") from None
         except csv.Error as exc:
             raise SourceError(f"{name}: line {records.line_num}: {exc}") from None
 
-    def _build_rows(self, records: _CsvRecords, name: str) -> Iterator[PostcodeRow]:
-        """Turn each record into a ``PostcodeRow``: the hot loop of a national load.
+    def _rows(self, raw: IO[bytes]) -> Iterator[PostcodeRow]:
+        builder = _RowBuilder(self._absent_roles())
+        empty = True
+        for fields in self._fields(raw):
+            rows = list(builder.rows(fields))
+            empty = empty and not rows
+            yield from rows
+        if empty:
+            raise self._empty_error()
 
-        2.7 million rows pass through here, so the loop keeps to one ``itemgetter`` call,
-        memo lookups for the few-valued columns and ``float`` for the coordinates.
-        """
-        i = self._index
-        pc_i, la_i = i["postcode"], i["laua"]
-        assert pc_i is not None
-        assert la_i is not None
-        optional = [i[role] for role in ("ctry", "rgn", "lat", "long", "dointr", "doterm")]
-        width = max([pc_i, la_i] + [x for x in optional if x is not None]) + 1
-        # An absent optional column reads the postcode column and is blanked afterwards.
-        pick = itemgetter(pc_i, la_i, *(pc_i if x is None else x for x in optional))
-        absent = {3 + k for k, x in enumerate(optional[:2]) if x is None}
-        absent |= {5 + k for k, x in enumerate(optional[2:]) if x is None}
-        codes = _Memo(_no_value)
-        dates = _Memo(_text_or_none)
-        rows = iter(records)
-        next(rows, None)  # the header
-        built = self._iterate(rows, records, name, pick, width, codes, dates)
-        if absent:
-            built = (
-                cast(PostcodeRow, tuple(None if k in absent else v for k, v in enumerate(row)))
-                for row in built
-            )
-        yield from built
 
-    @staticmethod
-    def _iterate(
-        rows: Iterator[list[str]],
-        records: _CsvRecords,
-        name: str,
-        pick: Callable[[list[str]], tuple[str, ...]],
-        width: int,
-        codes: _Memo,
-        dates: _Memo,
-    ) -> Iterator[PostcodeRow]:
-        for row in rows:
-            try:
-                postcode, laua, ctry, rgn, lat, long, dointr, doterm = pick(row)
-            except IndexError:
-                if not row or row == [""]:
-                    continue  # a blank line
-                raise SourceError(
-                    f"{name}: line {records.line_of(row)}: expected at least {width} columns, "
-                    f"found {len(row)}"
-                ) from None
-            compact = postcode.replace(" ", "").upper()
-            if not compact or compact.isspace():
-                continue
-            outward = compact[:-3]
-            # float() strips spaces itself; only a value equal to a placeholder needs a look.
+# The roles of the fields picked from each CSV row, and of the values of a PostcodeRow.
+_PICKED = ("postcode", "laua", "ctry", "rgn", "lat", "long", "dointr", "doterm")
+_ROW_ROLES = ("postcode", "outward", "laua", "ctry", "rgn", "lat", "long", "dointr", "doterm")
+
+
+class _RowBuilder:
+    """Turns the picked text fields into ``PostcodeRow`` values: the hot loop of a national load.
+
+    2.7 million rows pass through ``rows``, so each costs a few string operations, memo
+    look-ups for the code and date columns (a few hundred distinct values) and ``float``.
+    """
+
+    def __init__(self, absent: frozenset[int]) -> None:
+        self._absent = absent
+        self._codes = _Memo(_no_value)
+        self._dates = _Memo(_text_or_none)
+
+    def rows(self, fields: Iterable[tuple[str, ...]]) -> Iterator[PostcodeRow]:
+        rows = self._rows(fields)
+        if not self._absent:
+            return rows
+        absent = self._absent
+        return (
+            cast(PostcodeRow, tuple(None if k in absent else v for k, v in enumerate(row)))
+            for row in rows
+        )
+
+    def _rows(self, fields: Iterable[tuple[str, ...]]) -> Iterator[PostcodeRow]:
+        codes = self._codes
+        dates = self._dates
+        for postcode, laua, ctry, rgn, lat, long, dointr, doterm in fields:
+            if postcode[-4:-3] == " " and postcode.count(" ") == 1 and postcode.isupper():
+                canonical = postcode  # already canonical, as every pcds value is
+                outward = postcode[:-4]
+            else:
+                compact = postcode.replace(" ", "").upper()
+                if not compact or compact.isspace():
+                    continue
+                outward = compact[:-3]
+                canonical = f"{outward} {compact[-3:]}"
+            # float() strips spaces itself; only a placeholder's value needs a second look.
             try:
                 latitude: float | None = float(lat)
             except ValueError:
@@ -395,7 +494,7 @@ class PostcodeLookupReader:
                 if longitude == _LONG_MISSING and long.strip() == _LONG_MISSING_TEXT:
                     longitude = None
             yield (
-                f"{outward} {compact[-3:]}",
+                canonical,
                 outward,
                 codes[laua],
                 codes[ctry],
@@ -405,3 +504,57 @@ class PostcodeLookupReader:
                 dates[dointr],
                 dates[doterm],
             )
+
+
+def _fields_from_worker(path: Path, label: str) -> Iterator[list[tuple[str, ...]]]:
+    """Batches of picked fields from a worker process, through a pipe (which bounds the backlog)."""
+    # fork starts at once and needs no imports; it is only safe with one thread (spawn else).
+    fork = sys.platform == "linux" and threading.active_count() == 1
+    context = multiprocessing.get_context("fork") if fork else multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(
+        target=_fields_in_worker,
+        args=(str(path), label, sender),
+        name="evergreen-etl postcode parser",
+        daemon=True,
+    )
+    worker.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                kind, payload = receiver.recv()
+            except EOFError:
+                worker.join()
+                raise SourceError(
+                    f"{label}: the postcode parser process stopped (exit code {worker.exitcode})"
+                ) from None
+            if kind == "fields":
+                yield payload
+            elif kind == "source-error":
+                raise SourceError(payload)
+            elif kind == "error":
+                raise RuntimeError(f"the postcode parser process failed: {payload}")
+            else:
+                return
+    finally:
+        receiver.close()
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+
+
+def _fields_in_worker(path: str, label: str, sender: Connection) -> None:
+    """In the worker process: send batches of picked fields, then ``done`` or the error."""
+    try:
+        reader = PostcodeLookupReader(Path(path), label=label)
+        with _open_zip(reader.path, label) as zf, zf.open(reader.members.data) as raw:
+            for batch in reader._fields(raw):
+                sender.send(("fields", batch))
+        sender.send(("done", None))
+    except SourceError as exc:
+        sender.send(("source-error", str(exc)))
+    except Exception as exc:  # the type only: the text of an unexpected error may quote data
+        sender.send(("error", type(exc).__name__))
+    finally:
+        sender.close()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator
 from importlib.resources import files
 
 from sqlalchemy import Connection, text
 
 from evergreen_etl.progress import Progress
-from evergreen_etl.sources.nspl import PostcodeLookupReader, PostcodeRow
-from evergreen_etl.warehouse.dialect import bulk_insert, is_postgres
+from evergreen_etl.sources.nspl import PostcodeLookupReader
+from evergreen_etl.warehouse.dialect import bulk_insert_batches, bulk_work, is_postgres
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
 log = logging.getLogger("evergreen_etl.load")
@@ -61,18 +60,25 @@ def shipped_authorities() -> dict[str, dict[str, object]]:
 
 def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: bool) -> int:
     """Replace the postcode dimension with the lookup's rows; recompute districts and names."""
-    conn.execute(text("TRUNCATE dim_postcode" if is_postgres(conn) else "DELETE FROM dim_postcode"))
-    with Progress("postcodes", unit="rows", enabled=progress) as bar:
+    with bulk_work(conn):
+        conn.execute(
+            text("TRUNCATE dim_postcode" if is_postgres(conn) else "DELETE FROM dim_postcode")
+        )
+        # The rows go in file order: NSPL is sorted by postcode, so the primary key index
+        # grows at its right-hand edge instead of being rewritten all over.
+        # A national lookup is parsed in a worker process while this one inserts.
+        with Progress("postcodes", unit="rows", enabled=progress) as bar:
+            count = bulk_insert_batches(
+                conn, "dim_postcode", POSTCODE_COLUMNS, reader.batches(), on_batch=bar.advance
+            )
+        log.info("loaded %d postcodes", count)
+        _load_authorities(conn, reader.authority_names())
+        _load_districts(conn)
+    return count
 
-        def rows() -> Iterator[PostcodeRow]:
-            for i, row in enumerate(reader, 1):
-                if not i % 100_000:
-                    bar.advance(100_000)
-                yield row
 
-        count = bulk_insert(conn, "dim_postcode", POSTCODE_COLUMNS, rows())
-    log.info("loaded %d postcodes", count)
-    _load_authorities(conn, reader.authority_names())
+def _load_districts(conn: Connection) -> None:
+    """Recompute where each outward code alone can be located (SPEC §4)."""
     conn.execute(text("DELETE FROM dim_postcode_district"))
     conn.execute(
         text(
@@ -80,18 +86,21 @@ def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: 
             INSERT INTO dim_postcode_district
                 (outward, local_authority_code, live_postcodes, authorities)
             SELECT outward,
-                   CASE WHEN COUNT(DISTINCT local_authority_code) = 1
-                             AND COUNT(local_authority_code) = COUNT(*)
-                        THEN MIN(local_authority_code) END,
-                   COUNT(*),
-                   COUNT(DISTINCT local_authority_code)
-            FROM dim_postcode
-            WHERE terminated IS NULL
+                   -- one group, and not the NULL one: every live postcode in one authority
+                   CASE WHEN COUNT(*) = 1 AND COUNT(authority) = 1 THEN MIN(authority) END,
+                   SUM(postcodes),
+                   COUNT(authority)
+            FROM (
+                -- (district, authority) pairs first: no COUNT(DISTINCT) over 2.7M rows
+                SELECT outward, local_authority_code AS authority, COUNT(*) AS postcodes
+                FROM dim_postcode
+                WHERE terminated IS NULL
+                GROUP BY outward, local_authority_code
+            ) AS pairs
             GROUP BY outward
             """
         )
     )
-    return count
 
 
 def _load_authorities(conn: Connection, zip_names: dict[str, str]) -> None:

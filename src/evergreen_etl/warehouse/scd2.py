@@ -4,6 +4,14 @@ For a snapshot taken at time ``t``: a new user opens a row at ``t``; a changed p
 closes the current row at ``t`` and opens one at ``t``; an unchanged user is left alone; a
 user absent from the snapshot has the current row closed at ``t`` (unless told to keep it).
 Duplicates inside the snapshot resolve to the last record.
+
+At national scale (a million users) the cost is in the index look-ups, so each statement
+reads its driving table in the order of the index it probes: the snapshot's distinct
+postcodes are looked up in postcode order, its users matched to ``dim_user`` in pseudonym
+order and merged into ``user_address`` in ``user_id`` order. Each probe then lands next to
+the previous one, in pages already in the cache, instead of at a random place in a file
+larger than the cache. Every user is compared with the current row once, in ``stg_snapshot``;
+the counts, the rows to close and the rows to open all come from that one table.
 """
 
 from __future__ import annotations
@@ -17,7 +25,14 @@ from sqlalchemy import Connection, DateTime, bindparam, text
 
 from evergreen_etl.anonymise import STAGED_COLUMNS
 from evergreen_etl.models import LocationCounts
-from evergreen_etl.warehouse.dialect import copy_csv, create_temp_table, create_temp_table_as
+from evergreen_etl.warehouse.dialect import (
+    analyze_temp_table,
+    bulk_work,
+    copy_csv,
+    create_temp_table,
+    create_temp_table_as,
+    is_postgres,
+)
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
 AbsentPolicy = Literal["close", "keep"]
@@ -45,17 +60,69 @@ def stage_snapshot(conn: Connection, staged_users: Path) -> int:
         "position INTEGER NOT NULL, pseudonym VARCHAR(64) NOT NULL, sex VARCHAR(1) NOT NULL, "
         "birth_year INTEGER, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL",
     )
-    return copy_csv(conn, "stg_user", STAGED_COLUMNS, staged_users)
+    with bulk_work(conn):
+        return copy_csv(conn, "stg_user", STAGED_COLUMNS, staged_users)
 
 
-# The last record of each pseudonym wins (its position in the file is the highest).
-_LATEST = """
-    SELECT s.* FROM stg_user s
-    JOIN (SELECT pseudonym, MAX(position) AS position FROM stg_user GROUP BY pseudonym) last
-      ON last.pseudonym = s.pseudonym AND last.position = s.position
+# The last record of each pseudonym wins (its position in the file is the highest). On SQLite
+# the result is stored in pseudonym order, the order of dim_user's index, which the later
+# statements probe as they scan it.
+_LATEST_SQLITE = """
+    -- With a single MAX(), SQLite takes the other columns from the row holding the max.
+    SELECT pseudonym, MAX(position) AS position, sex, birth_year, postcode, postcode_kind
+    FROM stg_user GROUP BY pseudonym
+"""
+_LATEST_POSTGRES = """
+    SELECT DISTINCT ON (pseudonym) pseudonym, position, sex, birth_year, postcode, postcode_kind
+    FROM stg_user ORDER BY pseudonym, position DESC
 """
 
-_LOCATED = f"""
+# The lookup rows of the snapshot's distinct full postcodes, read in postcode order. Users
+# are then matched against this small table instead of probing the 2.7-million-row lookup
+# once per user at random.
+_POSTCODE_COLUMNS = "postcode VARCHAR(8) PRIMARY KEY, local_authority_code VARCHAR(16)"
+_FILL_POSTCODES = """
+    INSERT INTO stg_postcode (postcode, local_authority_code)
+    SELECT p.postcode, p.local_authority_code
+    FROM (SELECT postcode FROM stg_latest WHERE postcode_kind = 'full' GROUP BY postcode) s
+    JOIN dim_postcode p ON p.postcode = s.postcode
+"""
+
+# New users get a row; sex and birth year are type 1 attributes: the latest snapshot's stand.
+# SQLite does both in one upsert; PostgreSQL would draw a sequence value for every row of an
+# upsert, so it inserts and updates apart.
+_UPSERT_USERS_SQLITE = """
+    -- WHERE true: SQLite's grammar needs it between a SELECT and ON CONFLICT
+    INSERT INTO dim_user (pseudonym, sex, birth_year, first_run_id)
+    SELECT pseudonym, sex, birth_year, :run_id FROM stg_latest WHERE true
+    ON CONFLICT (pseudonym) DO UPDATE SET sex = excluded.sex, birth_year = excluded.birth_year
+    WHERE dim_user.sex <> excluded.sex OR dim_user.birth_year IS NOT excluded.birth_year
+"""
+_INSERT_USERS_POSTGRES = """
+    INSERT INTO dim_user (pseudonym, sex, birth_year, first_run_id)
+    SELECT s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_latest s
+    WHERE NOT EXISTS (SELECT 1 FROM dim_user u WHERE u.pseudonym = s.pseudonym)
+"""
+_UPDATE_USERS_POSTGRES = """
+    UPDATE dim_user SET sex = s.sex, birth_year = s.birth_year
+    FROM stg_latest s
+    WHERE s.pseudonym = dim_user.pseudonym
+      AND (dim_user.sex <> s.sex OR dim_user.birth_year IS DISTINCT FROM s.birth_year)
+"""
+
+# The snapshot keyed by user_id, located, and next to each user's current row (if any): every
+# later statement reads this one table instead of probing user_address again. On SQLite,
+# INTEGER PRIMARY KEY makes user_id the rowid, so the table is scanned in user_id order, the
+# order of the user_address indexes the merge probes.
+_SNAPSHOT_COLUMNS = (
+    "user_id {key} PRIMARY KEY, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL, "
+    "local_authority_code VARCHAR(16) NOT NULL, location_status VARCHAR(20) NOT NULL, "
+    "current_address_id {key}, current_postcode VARCHAR(8)"
+)
+_FILL_SNAPSHOT = f"""
+    INSERT INTO stg_snapshot
+        (user_id, postcode, postcode_kind, local_authority_code, location_status,
+         current_address_id, current_postcode)
     SELECT u.user_id, s.postcode, s.postcode_kind,
            CASE
              WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
@@ -63,7 +130,7 @@ _LOCATED = f"""
              WHEN s.postcode_kind = 'partial' AND d.local_authority_code IS NOT NULL
                THEN d.local_authority_code
              ELSE '{UNKNOWN_AUTHORITY}'
-           END AS local_authority_code,
+           END,
            CASE
              WHEN s.postcode_kind = 'full' AND p.postcode IS NULL THEN 'unmatched'
              WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NULL THEN 'no_authority'
@@ -72,11 +139,55 @@ _LOCATED = f"""
                THEN 'partial_resolved'
              WHEN s.postcode_kind = 'partial' THEN 'partial_unresolved'
              ELSE s.postcode_kind
-           END AS location_status
+           END,
+           c.address_id, c.postcode
     FROM stg_latest s
     JOIN dim_user u ON u.pseudonym = s.pseudonym
-    LEFT JOIN dim_postcode p ON s.postcode_kind = 'full' AND p.postcode = s.postcode
+    LEFT JOIN user_address c ON c.user_id = u.user_id AND c.is_current
+    LEFT JOIN stg_postcode p ON s.postcode_kind = 'full' AND p.postcode = s.postcode
     LEFT JOIN dim_postcode_district d ON s.postcode_kind = 'partial' AND d.outward = s.postcode
+"""
+# A user with a current row whose postcode differs has moved.
+_MOVED = "s.current_address_id IS NOT NULL AND s.postcode IS DISTINCT FROM s.current_postcode"
+
+# Per location status: new users (no row ever), returned (rows, none current), moved and
+# unchanged. Only users without a current row look at their history.
+_CLASSIFY = f"""
+    SELECT s.location_status,
+      COUNT(*),
+      SUM(CASE WHEN s.current_address_id IS NULL AND NOT EXISTS
+                 (SELECT 1 FROM user_address h WHERE h.user_id = s.user_id)
+               THEN 1 ELSE 0 END),
+      SUM(CASE WHEN s.current_address_id IS NULL AND EXISTS
+                 (SELECT 1 FROM user_address h WHERE h.user_id = s.user_id)
+               THEN 1 ELSE 0 END),
+      SUM(CASE WHEN {_MOVED} THEN 1 ELSE 0 END),
+      SUM(CASE WHEN s.current_address_id IS NOT NULL
+                    AND s.postcode IS NOT DISTINCT FROM s.current_postcode
+               THEN 1 ELSE 0 END)
+    FROM stg_snapshot s
+    GROUP BY s.location_status
+"""
+_CLOSE = "SET valid_to = :t, is_current = false, closed_run_id = :run_id"
+_CLOSE_MOVED = f"""
+    UPDATE user_address {_CLOSE}
+    WHERE address_id IN (SELECT s.current_address_id FROM stg_snapshot s WHERE {_MOVED})
+"""
+_CLOSE_ABSENT = f"""
+    UPDATE user_address {_CLOSE}
+    WHERE is_current
+      AND NOT EXISTS (SELECT 1 FROM stg_snapshot s WHERE s.user_id = user_address.user_id)
+"""
+# New, returned and moved users open a row; everyone else in the snapshot keeps theirs.
+_OPEN_ROWS = f"""
+    INSERT INTO user_address
+        (user_id, postcode, postcode_kind, local_authority_code, location_status,
+         valid_from, valid_to, is_current, opened_run_id)
+    SELECT s.user_id, s.postcode, s.postcode_kind, s.local_authority_code,
+           s.location_status, :t, NULL, true, :run_id
+    FROM stg_snapshot s
+    WHERE s.current_address_id IS NULL OR ({_MOVED})
+    ORDER BY s.user_id
 """
 
 
@@ -84,111 +195,51 @@ def merge_snapshot(
     conn: Connection, *, as_of: datetime, run_id: int, absent: AbsentPolicy = "close"
 ) -> MergeCounts:
     """Merge ``stg_user`` into ``dim_user`` and ``user_address`` at time ``as_of``."""
-    staged = conn.execute(text("SELECT COUNT(*) FROM stg_user")).scalar_one()
-    create_temp_table_as(conn, "stg_latest", _LATEST)
-    conn.execute(text("CREATE INDEX ix_stg_latest_pseudonym ON stg_latest (pseudonym)"))
-    in_snapshot = conn.execute(text("SELECT COUNT(*) FROM stg_latest")).scalar_one()
+    postgres = is_postgres(conn)
+    at = {"t": as_of, "run_id": run_id}
+    with bulk_work(conn):
+        staged = conn.execute(text("SELECT COUNT(*) FROM stg_user")).scalar_one()
+        create_temp_table_as(conn, "stg_latest", _LATEST_POSTGRES if postgres else _LATEST_SQLITE)
+        analyze_temp_table(conn, "stg_latest")
+        create_temp_table(conn, "stg_postcode", _POSTCODE_COLUMNS, without_rowid=True)
+        conn.execute(text(_FILL_POSTCODES))
+        analyze_temp_table(conn, "stg_postcode")
 
-    conn.execute(
-        text(
-            """
-            INSERT INTO dim_user (pseudonym, sex, birth_year, first_run_id)
-            SELECT s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_latest s
-            WHERE NOT EXISTS (SELECT 1 FROM dim_user u WHERE u.pseudonym = s.pseudonym)
-            """
-        ),
-        {"run_id": run_id},
-    )
-    # Sex and birth year are type 1 attributes: the latest snapshot's values stand.
-    conn.execute(
-        text(
-            """
-            UPDATE dim_user SET sex = s.sex, birth_year = s.birth_year
-            FROM stg_latest s
-            WHERE s.pseudonym = dim_user.pseudonym
-              AND (dim_user.sex <> s.sex OR dim_user.birth_year IS DISTINCT FROM s.birth_year)
-            """
+        if postgres:
+            conn.execute(text(_INSERT_USERS_POSTGRES), {"run_id": run_id})
+            conn.execute(text(_UPDATE_USERS_POSTGRES))
+        else:
+            conn.execute(text(_UPSERT_USERS_SQLITE), {"run_id": run_id})
+        create_temp_table(
+            conn, "stg_snapshot", _SNAPSHOT_COLUMNS.format(key="BIGINT" if postgres else "INTEGER")
         )
-    )
-    create_temp_table_as(conn, "stg_snapshot", _LOCATED)
-    conn.execute(text("CREATE UNIQUE INDEX ix_stg_snapshot_user ON stg_snapshot (user_id)"))
+        conn.execute(text(_FILL_SNAPSHOT))
+        analyze_temp_table(conn, "stg_snapshot")
 
-    counts = _classify(conn)
-    left = conn.execute(
-        text(
-            """
-            SELECT COUNT(*) FROM user_address a
-            WHERE a.is_current
-              AND NOT EXISTS (SELECT 1 FROM stg_snapshot s WHERE s.user_id = a.user_id)
-            """
-        )
-    ).scalar_one()
+        statuses = conn.execute(text(_CLASSIFY)).all()
+        current_before = conn.execute(
+            text("SELECT COUNT(*) FROM user_address WHERE is_current")
+        ).scalar_one()
 
-    close_absent = (
-        "OR NOT EXISTS (SELECT 1 FROM stg_snapshot s WHERE s.user_id = user_address.user_id)"
+        when = bindparam("t", type_=DateTime())
+        conn.execute(text(_CLOSE_MOVED).bindparams(when), at)
+        if absent == "close":
+            conn.execute(text(_CLOSE_ABSENT).bindparams(when), at)
+        conn.execute(text(_OPEN_ROWS).bindparams(when), at)
+
+    in_snapshot = sum(int(row[1]) for row in statuses)
+    new, returned, moved, unchanged = (
+        sum(int(row[k] or 0) for row in statuses) for k in range(2, 6)
     )
-    conn.execute(
-        text(
-            f"""
-            UPDATE user_address
-            SET valid_to = :t, is_current = false, closed_run_id = :run_id
-            WHERE is_current
-              AND (EXISTS (SELECT 1 FROM stg_snapshot s
-                           WHERE s.user_id = user_address.user_id
-                             AND s.postcode IS DISTINCT FROM user_address.postcode)
-                   {close_absent if absent == "close" else ""})
-            """
-        ).bindparams(bindparam("t", type_=DateTime())),
-        {"t": as_of, "run_id": run_id},
-    )
-    conn.execute(
-        text(
-            """
-            INSERT INTO user_address
-                (user_id, postcode, postcode_kind, local_authority_code, location_status,
-                 valid_from, valid_to, is_current, opened_run_id)
-            SELECT s.user_id, s.postcode, s.postcode_kind, s.local_authority_code,
-                   s.location_status, :t, NULL, true, :run_id
-            FROM stg_snapshot s
-            WHERE NOT EXISTS (SELECT 1 FROM user_address a
-                              WHERE a.user_id = s.user_id AND a.is_current)
-            """
-        ).bindparams(bindparam("t", type_=DateTime())),
-        {"t": as_of, "run_id": run_id},
-    )
-    by_status = conn.execute(
-        text("SELECT location_status, COUNT(*) FROM stg_snapshot GROUP BY location_status")
-    ).all()
-    location = LocationCounts(**{status: int(count) for status, count in by_status})
     return MergeCounts(
         users_in_snapshot=in_snapshot,
         duplicates=staged - in_snapshot,
-        left=left if absent == "close" else 0,
-        location=location,
-        **counts,
+        new=new,
+        returned=returned,
+        moved=moved,
+        # Every current row belongs to a user in the snapshot (moved or unchanged) or to one
+        # who left.
+        left=int(current_before) - moved - unchanged if absent == "close" else 0,
+        unchanged=unchanged,
+        location=LocationCounts(**{row[0]: int(row[1]) for row in statuses}),
     )
-
-
-def _classify(conn: Connection) -> dict[str, int]:
-    """Count new, returned, moved and unchanged users before the merge changes anything."""
-    row = conn.execute(
-        text(
-            """
-            SELECT
-              SUM(CASE WHEN c.user_id IS NULL AND NOT EXISTS
-                         (SELECT 1 FROM user_address h WHERE h.user_id = s.user_id)
-                       THEN 1 ELSE 0 END),
-              SUM(CASE WHEN c.user_id IS NULL AND EXISTS
-                         (SELECT 1 FROM user_address h WHERE h.user_id = s.user_id)
-                       THEN 1 ELSE 0 END),
-              SUM(CASE WHEN c.user_id IS NOT NULL AND s.postcode IS DISTINCT FROM c.postcode
-                       THEN 1 ELSE 0 END),
-              SUM(CASE WHEN c.user_id IS NOT NULL AND s.postcode IS NOT DISTINCT FROM c.postcode
-                       THEN 1 ELSE 0 END)
-            FROM stg_snapshot s
-            LEFT JOIN user_address c ON c.user_id = s.user_id AND c.is_current
-            """
-        )
-    ).one()
-    new, returned, moved, unchanged = (int(v or 0) for v in row)
-    return {"new": new, "returned": returned, "moved": moved, "unchanged": unchanged}

@@ -1,0 +1,610 @@
+"""National-scale benchmark of evergreen-etl: every stage as a process of its own, and the floors.
+
+    .venv/bin/python benchmarks/run.py                     # 270k/100k, then 2.7M/1M, SQLite
+    .venv/bin/python benchmarks/run.py --small             # only 270k postcodes / 100k users
+    .venv/bin/python benchmarks/run.py --backend both      # SQLite and PostgreSQL
+    .venv/bin/python benchmarks/run.py --out results.json
+
+For each scale it generates the sources with the package's sample generator (the 44-column
+NSPL zip and two users snapshots: ~7% moved, ~3% left, ~2% new in the second), then runs
+``python -m evergreen_etl extract|anonymise|load|report`` and ``run`` as separate processes,
+measuring each one's wall time, CPU time and peak RSS (``os.wait4``). In the same run, on the
+same zip, it measures the floors the loader is judged against (see ``tasks.py``). It prints a
+table, checks the goals of issue 5 (PASS/FAIL) and writes everything as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TASKS = Path(__file__).resolve().parent / "tasks.py"
+SNAPSHOT_1 = "2024-01-01"
+SNAPSHOT_2 = "2024-04-01"
+SMALL_FACTOR = 10
+
+
+@dataclass
+class Step:
+    """One measured process."""
+
+    scale: str
+    backend: str
+    name: str
+    wall: float
+    cpu: float
+    peak_rss_mb: float
+    tree_rss_mb: float = 0.0  # sampled sum (PSS) over the process and its workers (/proc)
+    rows: int | None = None
+    seconds: float | None = None  # the task's own timing of its timed part, when it has one
+    load_before: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timed(self) -> float:
+        """The figure the goals are about: the task's own timing, else the process wall time."""
+        return self.seconds if self.seconds is not None else self.wall
+
+    @property
+    def memory_mb(self) -> float:
+        """The figure the memory goals are about: the larger of the two peak measures."""
+        return max(self.peak_rss_mb, self.tree_rss_mb)
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows / self.timed if self.rows and self.timed > 0 else None
+
+
+@dataclass
+class Goal:
+    name: str
+    measured: str
+    target: str
+    passed: bool | None  # None: not measured in this run
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory(pid: int) -> int:
+    """Bytes of memory ``pid`` uses: its proportional set size (shared pages split between
+    the processes sharing them, so a forked worker is not counted twice), else its RSS."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * _PAGE
+
+
+def _tree_rss(pid: int) -> int:
+    """Bytes used by ``pid`` and its descendants now (0 once it has gone)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += _memory(current)
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending += [int(child) for child in children.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class _TreeSampler(threading.Thread):
+    """Polls the summed RSS of a process tree: a worker process counts with its parent."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak = max(self.peak, _tree_rss(self.pid))
+            self.done.wait(self.interval)
+
+
+def run_process(
+    argv: Sequence[str], *, env: dict[str, str], scale: str, backend: str, name: str
+) -> tuple[Step, str]:
+    """Run ``argv`` to completion; measure its wall time, CPU time and peak RSS."""
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=REPO)
+        sampler = _TreeSampler(process.pid)
+        if os.path.exists(f"/proc/{process.pid}/task"):
+            sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        sampler.done.set()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    if process.returncode != 0:
+        raise StepFailed(
+            f"{scale}/{backend}/{name} exited {process.returncode}: {' '.join(argv)}\n{stderr}"
+        )
+    step = Step(
+        scale=scale,
+        backend=backend,
+        name=name,
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        tree_rss_mb=sampler.peak / 1024**2,
+        load_before=load_before,
+    )
+    return step, stdout
+
+
+def _json_of(stdout: str) -> dict[str, Any]:
+    """The JSON object a command printed (the last one, if logs came first)."""
+    start = stdout.find("{")
+    try:
+        value = json.loads(stdout[start:]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class Bench:
+    """Runs the steps of one scale on one backend and collects them."""
+
+    def __init__(self, *, scale: str, backend: str, env: dict[str, str], verbose: bool) -> None:
+        self.scale = scale
+        self.backend = backend
+        self.env = env
+        self.verbose = verbose
+        self.steps: list[Step] = []
+
+    def cli(
+        self, name: str, *args: str, data_dir: Path, database_url: str, rows_key: str | None = None
+    ) -> Step:
+        env = {
+            **self.env,
+            "EVERGREEN_DATA_DIR": str(data_dir),
+            "EVERGREEN_DATABASE_URL": database_url,
+        }
+        argv = [sys.executable, "-m", "evergreen_etl", *args]
+        step, stdout = run_process(argv, env=env, scale=self.scale, backend=self.backend, name=name)
+        result = _json_of(stdout) if rows_key else {}
+        if rows_key and isinstance(result.get(rows_key), int):
+            step.rows = int(result[rows_key])
+        step.detail = {
+            k: v
+            for k, v in result.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        return self._keep(step)
+
+    def task(self, name: str, *args: str) -> Step:
+        argv = [sys.executable, str(TASKS), *args]
+        step, stdout = run_process(
+            argv, env=self.env, scale=self.scale, backend=self.backend, name=name
+        )
+        result = _json_of(stdout)
+        step.seconds = float(result["seconds"])
+        step.rows = int(result["rows"]) if "rows" in result else None
+        step.detail = {k: v for k, v in result.items() if k not in ("seconds", "rows")}
+        return self._keep(step)
+
+    def _keep(self, step: Step) -> Step:
+        self.steps.append(step)
+        if self.verbose:
+            print(
+                f"  {step.scale:>8} {step.backend:<8} {step.name:<24} {step.timed:7.2f} s"
+                f"  {step.memory_mb:6.0f} MB  (load {step.load_before:.1f})",
+                file=sys.stderr,
+                flush=True,
+            )
+        return step
+
+
+def run_scale(
+    *,
+    label: str,
+    postcodes: int,
+    users: int,
+    seed: int,
+    backends: Sequence[str],
+    postgres: Any,
+    work: Path,
+    env: dict[str, str],
+    verbose: bool,
+) -> list[Step]:
+    """Generate one scale's sources, then run every measured step on each backend."""
+    key = label.split(" ", 1)[0]  # "small" or "large": names directories and databases
+    sources = work / key / "sources"
+    generator = Bench(scale=label, backend="-", env=env, verbose=verbose)
+    gen = generator.task(
+        "generate",
+        "generate",
+        str(sources),
+        "--postcodes",
+        str(postcodes),
+        "--users",
+        str(users),
+        "--seed",
+        str(seed),
+    )
+    zip_path = sources / "postcodes.zip"
+    users_1, users_2 = (Path(p) for p in gen.detail["users_paths"])
+    steps = [*generator.steps]
+    for backend in backends:
+        bench = Bench(scale=label, backend=backend, env=env, verbose=verbose)
+        base = work / key / backend
+
+        def database(name: str, *, base: Path = base, backend: str = backend) -> str:
+            if backend == "sqlite":
+                return f"sqlite:///{base / name / 'warehouse.db'}"
+            return str(postgres.create_database(f"bench_{key}_{name}_{secrets.token_hex(4)}"))
+
+        # The floor and the package's postcode load, each into a fresh database.
+        if backend == "sqlite":
+            (base / "floor").mkdir(parents=True, exist_ok=True)
+            bench.task(
+                "floor: csv+executemany",
+                "floor-sqlite",
+                str(zip_path),
+                str(base / "floor" / "floor.db"),
+            )
+        else:
+            bench.task("floor: COPY", "floor-postgres", str(zip_path), database("floor"))
+        postcodes_url = database("postcodes")
+        (base / "postcodes").mkdir(parents=True, exist_ok=True)
+        bench.task("postcode load", "postcodes", str(zip_path), postcodes_url)
+
+        # Each stage as its own process, snapshot 1 then snapshot 2.
+        data_dir = base / "stages"
+        url = database("stages")
+        sources_1 = ("--users-url", str(users_1), "--postcodes-url", str(zip_path))
+        sources_2 = ("--users-url", str(users_2), "--postcodes-url", str(zip_path))
+        bench.cli("extract", "extract", "-q", *sources_1, data_dir=data_dir, database_url=url)
+        bench.cli(
+            "anonymise",
+            "anonymise",
+            "-q",
+            data_dir=data_dir,
+            database_url=url,
+            rows_key="records_read",
+        )
+        bench.cli(
+            "load (lookup + snapshot 1)",
+            "load",
+            "-q",
+            "--auto-upgrade",
+            "--as-of",
+            SNAPSHOT_1,
+            data_dir=data_dir,
+            database_url=url,
+            rows_key="users_in_snapshot",
+        )
+        bench.cli("extract 2", "extract", "-q", *sources_2, data_dir=data_dir, database_url=url)
+        bench.cli(
+            "anonymise 2",
+            "anonymise",
+            "-q",
+            data_dir=data_dir,
+            database_url=url,
+            rows_key="records_read",
+        )
+        bench.cli(
+            "load (SCD2 merge 2)",
+            "load",
+            "-q",
+            "--as-of",
+            SNAPSHOT_2,
+            data_dir=data_dir,
+            database_url=url,
+            rows_key="users_in_snapshot",
+        )
+        report = bench.cli(
+            "report", "report", "--format", "csv", data_dir=data_dir, database_url=url
+        )
+        report.rows = bench.steps[-2].rows
+
+        # The whole job in one process, on a fresh warehouse; then again, nothing changed.
+        run_dir = base / "run"
+        run_url = database("run")
+        for name in ("run", "run (unchanged)"):
+            step = bench.cli(
+                name,
+                "run",
+                "-q",
+                "--format",
+                "csv",
+                "--as-of",
+                SNAPSHOT_1,
+                *sources_1,
+                data_dir=run_dir,
+                database_url=run_url,
+            )
+            step.rows = users
+        steps += bench.steps
+    return steps
+
+
+@contextmanager
+def postgres_server(url: str | None) -> Iterator[Any]:
+    """The given server (a role that may CREATE DATABASE), or a throwaway one."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.postgres import (  # type: ignore[import-not-found]
+        ExternalPostgres,
+        TemporaryPostgres,
+    )
+
+    if url:
+        yield ExternalPostgres(url)
+        return
+    with TemporaryPostgres() as server:
+        yield server
+
+
+def check_goals(steps: list[Step], *, large: str | None, small: str | None) -> list[Goal]:
+    """Issue 5's goals, judged on the figures of this run."""
+
+    def find(scale: str | None, backend: str, name: str) -> Step | None:
+        return next(
+            (s for s in steps if s.scale == scale and s.backend == backend and s.name == name),
+            None,
+        )
+
+    goals: list[Goal] = []
+
+    def goal(name: str, measured: float | None, target: str, passed: bool | None) -> None:
+        text = "not measured" if measured is None else f"{measured:.2f}"
+        goals.append(Goal(name, text, target, passed if measured is not None else None))
+
+    scale = large or small
+    gen = find(scale, "-", "generate")
+    goal("generation", gen.timed if gen else None, "<= 60 s", gen is not None and gen.timed <= 60)
+    load = find(scale, "sqlite", "postcode load")
+    floor = find(scale, "sqlite", "floor: csv+executemany")
+    if load and floor:
+        goal(
+            "SQLite postcode load (s)",
+            load.timed,
+            f"<= 8 s or <= floor {floor.timed:.2f} s",
+            load.timed <= 8 or load.timed <= floor.timed,
+        )
+        goal(
+            "SQLite postcode load peak RSS (MB)",
+            load.memory_mb,
+            "<= 200",
+            load.memory_mb <= 200,
+        )
+    pg_load = find(scale, "postgres", "postcode load")
+    pg_floor = find(scale, "postgres", "floor: COPY")
+    if pg_load and pg_floor:
+        goal(
+            "PostgreSQL postcode load (s)",
+            pg_load.timed,
+            f"<= 1.2 x COPY floor {pg_floor.timed:.2f} s = {1.2 * pg_floor.timed:.2f}",
+            pg_load.timed <= 1.2 * pg_floor.timed,
+        )
+    for name, label, limit in (
+        ("anonymise", "anonymise (s)", 10.0),
+        ("load (SCD2 merge 2)", "SQLite SCD2 merge of snapshot 2 (s)", 10.0),
+        ("run", "SQLite whole run (s)", 45.0),
+        ("run (unchanged)", "SQLite repeated run, unchanged sources (s)", 5.0),
+        ("report", "SQLite report (s)", 1.0),
+    ):
+        step = find(scale, "sqlite", name)
+        goal(
+            label,
+            step.timed if step else None,
+            f"<= {limit:g}",
+            step is not None and step.timed <= limit,
+        )
+    run = find(scale, "sqlite", "run")
+    goal(
+        "SQLite whole run peak RSS (MB)",
+        run.memory_mb if run else None,
+        "<= 300",
+        run is not None and run.memory_mb <= 300,
+    )
+    if large and small:
+        for backend in ("sqlite", "postgres"):
+            ratios = [
+                (s.name, s.memory_mb / other.memory_mb)
+                for s in steps
+                if s.scale == large
+                and s.backend == backend
+                and (other := find(small, backend, s.name)) is not None
+            ]
+            if ratios:
+                worst_name, worst = max(ratios, key=lambda item: item[1])
+                goal(
+                    f"{backend} memory growth, worst stage ({worst_name})",
+                    worst,
+                    "<= 1.5 x (large / small peak RSS)",
+                    worst <= 1.5,
+                )
+    return goals
+
+
+def print_table(steps: list[Step], goals: list[Goal]) -> None:
+    header = (
+        f"{'scale':>9} {'backend':<8} {'step':<26} {'time s':>7} {'wall s':>7} {'cpu s':>7} "
+        f"{'rows':>9} {'rows/s':>9} {'RSS MB':>7} {'tree MB':>7} {'load':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for s in steps:
+        rate = f"{s.rows_per_second:9,.0f}" if s.rows_per_second else f"{'':>9}"
+        rows = f"{s.rows:9,}" if s.rows else f"{'':>9}"
+        print(
+            f"{s.scale:>9} {s.backend:<8} {s.name:<26} {s.timed:7.2f} {s.wall:7.2f} "
+            f"{s.cpu:7.2f} {rows} {rate} {s.peak_rss_mb:7.0f} {s.tree_rss_mb:7.0f} "
+            f"{s.load_before:5.1f}"
+        )
+    print()
+    print("time: the task's own timing (postcode loads, floors, generation), else the process")
+    print("wall time. RSS: peak of the largest process (wait4); tree: peak of the summed PSS of")
+    print("the process and its worker (sampled every 50 ms). load: 1-minute load average.")
+    print()
+    for g in goals:
+        verdict = {True: "PASS", False: "FAIL", None: "----"}[g.passed]
+        print(f"{verdict}  {g.name}: {g.measured} (goal {g.target})")
+
+
+def _size(count: int) -> str:
+    """2700000 -> 2.7M, 270000 -> 270k, 300 -> 300."""
+    if count >= 1_000_000:
+        return f"{count / 1_000_000:g}M"
+    if count >= 1000:
+        return f"{count / 1000:g}k"
+    return str(count)
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark evergreen-etl at national scale (see benchmarks/README.md)."
+    )
+    parser.add_argument(
+        "--postcodes", type=int, default=2_700_000, help="lookup rows (large scale)"
+    )
+    parser.add_argument("--users", type=int, default=1_000_000, help="users (large scale)")
+    parser.add_argument(
+        "--small", action="store_true", help=f"only the small scale (1/{SMALL_FACTOR} of the sizes)"
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL server to use (a role that may CREATE DATABASE); default: start a "
+        "throwaway one with tests/support/postgres.py",
+    )
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--work-dir", type=Path, help="where to put sources and warehouses")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    small = (max(args.postcodes // SMALL_FACTOR, 100), max(args.users // SMALL_FACTOR, 1))
+    scales = (
+        [("small", *small)]
+        if args.small
+        else [("small", *small), ("large", args.postcodes, args.users)]
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EVERGREEN_")},
+        "EVERGREEN_PSEUDONYM_KEY": secrets.token_hex(32),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    info = environment()
+    steps: list[Step] = []
+    with ExitStack() as stack:
+        work = args.work_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="evergreen-bench-"))
+        )
+        work.mkdir(parents=True, exist_ok=True)
+        postgres = (
+            stack.enter_context(postgres_server(args.database_url))
+            if "postgres" in backends
+            else None
+        )
+        if postgres is not None:
+            info["postgres"] = "given server" if args.database_url else "throwaway (fsync off)"
+        try:
+            for key, postcodes, users in scales:
+                label = f"{key} {_size(postcodes)}/{_size(users)}"
+                steps += run_scale(
+                    label=label,
+                    postcodes=postcodes,
+                    users=users,
+                    seed=args.seed,
+                    backends=backends,
+                    postgres=postgres,
+                    work=work,
+                    env=env,
+                    verbose=not args.quiet,
+                )
+                if not args.keep:
+                    shutil.rmtree(work / key, ignore_errors=True)
+        except StepFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if args.keep:
+                print(f"work directory kept: {work}", file=sys.stderr)
+    labels = sorted({s.scale for s in steps}, key=lambda s: s.startswith("large"))
+    large = next((s for s in labels if s.startswith("large")), None)
+    small_label = next((s for s in labels if s.startswith("small")), None)
+    goals = check_goals(steps, large=large, small=small_label)
+    info["load_average_at_end"] = os.getloadavg()
+    print_table(steps, goals)
+    if args.out:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "environment": info,
+                    "steps": [
+                        {
+                            **asdict(s),
+                            "timed": s.timed,
+                            "memory_mb": s.memory_mb,
+                            "rows_per_second": s.rows_per_second,
+                        }
+                        for s in steps
+                    ],
+                    "goals": [asdict(g) for g in goals],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
