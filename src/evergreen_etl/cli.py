@@ -20,6 +20,7 @@ from evergreen_etl import __version__
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, configure_logging
 from evergreen_etl.models import RunResult
+from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
 from evergreen_etl.report.render import ReportFormat, render
 from evergreen_etl.settings import Settings, load_settings
@@ -103,6 +104,14 @@ KPolicy = Annotated[
     str | None,
     typer.Option(
         "--k-policy", envvar="EVERGREEN_K_POLICY", help="warn (default) or fail the load."
+    ),
+]
+Precision = Annotated[
+    LocationPrecision | None,
+    typer.Option(
+        "--location-precision",
+        envvar="EVERGREEN_LOCATION_PRECISION",
+        help="What the warehouse keeps of a postcode: postcode, sector, district or authority.",
     ),
 ]
 AutoUpgrade = Annotated[
@@ -252,6 +261,7 @@ def load(
     absent: Absent = "close",
     min_k: MinK = None,
     k_policy: KPolicy = None,
+    location_precision: Precision = None,
     auto_upgrade: AutoUpgrade = False,
     debug: Debug = False,
     quiet: Quiet = False,
@@ -262,7 +272,11 @@ def load(
 
     with _command(debug, quiet, log_format):
         settings = _settings(
-            data_dir=data_dir, database_url=database_url, min_k=min_k, k_policy=k_policy
+            data_dir=data_dir,
+            database_url=database_url,
+            min_k=min_k,
+            k_policy=k_policy,
+            location_precision=location_precision,
         )
         result = load_snapshot(
             settings,
@@ -372,6 +386,7 @@ def run(
     absent: Absent = "close",
     min_k: MinK = None,
     k_policy: KPolicy = None,
+    location_precision: Precision = None,
     fmt: Format = "table",
     min_count: MinCount = None,
     disclosure: Disclosure = None,
@@ -391,6 +406,7 @@ def run(
             postcodes_url=postcodes_url,
             min_k=min_k,
             k_policy=k_policy,
+            location_precision=location_precision,
         )
         result = run_pipeline(
             settings,

@@ -21,6 +21,7 @@ from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import read_manifest, source_label
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
+from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
@@ -47,6 +48,7 @@ def load(
     auto_upgrade: bool = False,
     engine: Engine | None = None,
     k_guard: KAnonymityGuard | None = None,
+    precision: LocationPrecision | None = None,
     progress: bool = True,
 ) -> LoadResult:
     """Merge the staged snapshot (and the lookup, when it changed) into the warehouse.
@@ -55,7 +57,8 @@ def load(
     warehouse exactly as it was. The snapshot time is ``as_of``, else the users source's
     Last-Modified, else now (UTC). A snapshot older than the newest loaded one is refused;
     the same snapshot loaded again changes nothing. With ``k_guard``, the merged warehouse's
-    k-anonymity is measured before the commit, to warn or to refuse the load.
+    k-anonymity is measured before the commit, to warn or to refuse the load. ``precision``
+    (default: the settings') decides what the warehouse keeps of each postcode.
     """
     summary = read_staged_summary(settings.staged_dir)
     staged_users = settings.staged_dir / STAGED_USERS
@@ -98,6 +101,7 @@ def load(
                         as_of=moment,
                         absent=absent,
                         k_guard=k_guard,
+                        precision=LocationPrecision(precision or settings.location_precision),
                         progress=progress,
                     )
             except IntegrityError as exc:
@@ -134,6 +138,7 @@ def _load_in_transaction(
     as_of: datetime,
     absent: AbsentPolicy,
     k_guard: KAnonymityGuard | None,
+    precision: LocationPrecision,
     progress: bool,
 ) -> LoadResult:
     acquire_load_lock(conn)
@@ -189,12 +194,13 @@ def _load_in_transaction(
         log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
 
     stage_snapshot(conn, staged_users)
-    merged = merge_snapshot(conn, as_of=as_of, run_id=run_id, absent=absent)
+    merged = merge_snapshot(conn, as_of=as_of, run_id=run_id, absent=absent, precision=precision)
     failpoint("load.merged")
     risk = k_guard.check(conn, as_of) if k_guard is not None else None
     rejected = int(summary.get("rejected", 0))
     details: dict[str, Any] = {
         "location": merged.location.model_dump(),
+        "location_precision": precision.value,
         "anonymise": {
             k: summary.get(k)
             for k in ("records_read", "rejects_by_reason", "postcodes_by_kind", "input_format")

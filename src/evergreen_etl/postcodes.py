@@ -52,6 +52,38 @@ def normalise_postcode(value: object) -> tuple[str | None, PostcodeKind]:
     return None, PostcodeKind.INVALID
 
 
+class LocationPrecision(StrEnum):
+    """How much of a user's postcode the warehouse keeps (the authority is always kept)."""
+
+    POSTCODE = "postcode"
+    SECTOR = "sector"
+    DISTRICT = "district"
+    AUTHORITY = "authority"
+
+
+def coarsen_postcode(
+    value: str | None, kind: PostcodeKind | str, precision: LocationPrecision | str
+) -> str | None:
+    """The part of a normalised postcode kept at ``precision``.
+
+    ``AB1 3QF`` is kept whole, as its sector ``AB1 3``, its district ``AB1`` or not at all;
+    a partial postcode (a district already) is kept as it is down to district precision.
+    """
+    if value is None or precision == LocationPrecision.AUTHORITY:
+        return None
+    if kind != PostcodeKind.FULL or precision == LocationPrecision.POSTCODE:
+        return value
+    outward, inward = value.split(" ", 1)
+    return f"{outward} {inward[0]}" if precision == LocationPrecision.SECTOR else outward
+
+
+def district_of(value: str | None, kind: PostcodeKind | str) -> str | None:
+    """The postcode district (outward code) of a normalised postcode, if it has one."""
+    if value is None or kind not in (PostcodeKind.FULL, PostcodeKind.PARTIAL):
+        return None
+    return value.split(" ", 1)[0]
+
+
 def outward_code(canonical: str) -> str:
     """The outward code (district) of a canonical postcode: ``"AB1 3QF"`` -> ``"AB1"``."""
     return canonical.split(" ", 1)[0]

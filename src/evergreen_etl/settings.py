@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from evergreen_etl.postcodes import LocationPrecision
+
 DEFAULT_USERS_URL = "https://evergreen-life-interview.s3.eu-west-2.amazonaws.com/users.json"
 DEFAULT_POSTCODES_URL = "https://evergreen-life-interview.s3.eu-west-2.amazonaws.com/postcodes.zip"
 
@@ -46,6 +48,9 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     pseudonym_key_file: Path | None = None
     max_reject_rate: float = Field(0.25, ge=0.0, le=1.0)
+    location_precision: LocationPrecision = Field(
+        LocationPrecision.POSTCODE, description="What the warehouse keeps of a postcode"
+    )
     min_k: int | None = Field(None, ge=2, description="k-anonymity threshold checked by load")
     k_policy: Literal["warn", "fail"] = "warn"
     http_timeout: float = Field(30.0, gt=0)

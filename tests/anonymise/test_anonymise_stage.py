@@ -51,25 +51,34 @@ def _staged_bytes(settings: Settings) -> dict[str, bytes]:
 
 
 def test_staged_users_have_the_documented_columns(settings: Settings, users_path: Path) -> None:
-    """users.csv holds position, pseudonym, sex, birth year, postcode and postcode kind."""
+    """users.csv holds position, pseudonym, sex, birth year, postcode, its kind and its token."""
     result = anonymise(settings, users_path=users_path, progress=False)
 
     with result.staged_path.open(newline="") as handle:
         header = next(csv.reader(handle))
-    assert header == ["position", "pseudonym", "sex", "birth_year", "postcode", "postcode_kind"]
+    assert header == [
+        "position",
+        "pseudonym",
+        "sex",
+        "birth_year",
+        "postcode",
+        "postcode_kind",
+        "postcode_token",
+    ]
 
 
 def test_staged_users_are_pseudonymised_and_coarsened(settings: Settings, users_path: Path) -> None:
     """Each keyable record becomes its keyed pseudonym, F/M/U, birth year and canonical postcode."""
-    pseudonym = PseudonymKey.from_text(TEST_KEY).pseudonymiser()
+    key = PseudonymKey.from_text(TEST_KEY)
+    pseudonym, token = key.pseudonymiser(), key.postcode_tokeniser()
 
     result = anonymise(settings, users_path=users_path, progress=False)
 
     assert [tuple(row.values()) for row in _rows(result.staged_path)] == [
-        ("1", pseudonym("jane.doe@example.com"), "F", "1984", "AB1 3QF", "full"),
-        ("2", pseudonym("john@example.com"), "M", "1970", "CA3", "partial"),
-        ("3", pseudonym("alex@example.com"), "U", "1984", "", "missing"),
-        ("5", pseudonym("sam@example.com"), "U", "1984", "", "invalid"),
+        ("1", pseudonym("jane.doe@example.com"), "F", "1984", "AB1 3QF", "full", token("AB1 3QF")),
+        ("2", pseudonym("john@example.com"), "M", "1970", "CA3", "partial", token("CA3")),
+        ("3", pseudonym("alex@example.com"), "U", "1984", "", "missing", ""),
+        ("5", pseudonym("sam@example.com"), "U", "1984", "", "invalid", ""),
     ]
 
 

@@ -28,7 +28,15 @@ __all__ = ["STAGED_COLUMNS", "anonymise", "read_staged_summary"]
 
 log = logging.getLogger("evergreen_etl.anonymise")
 
-STAGED_COLUMNS = ("position", "pseudonym", "sex", "birth_year", "postcode", "postcode_kind")
+STAGED_COLUMNS = (
+    "position",
+    "pseudonym",
+    "sex",
+    "birth_year",
+    "postcode",
+    "postcode_kind",
+    "postcode_token",
+)
 REJECT_COLUMNS = ("position", "line", "reason", "field")
 STAGED_USERS = "users.csv"
 REJECTS = "rejects.csv"
@@ -265,6 +273,7 @@ def _write_staged(
     source: Path, label: str, key: PseudonymKey, staged: Path, rejects: Path, progress: bool
 ) -> dict[str, Any]:
     pseudonym = key.pseudonymiser()
+    tokens = _Memo(key.postcode_tokeniser())
     latest_year = datetime.now(UTC).year
 
     def birth_year_of(value: object) -> tuple[int | None, bool]:
@@ -316,7 +325,8 @@ def _write_staged(
             sex_unrecognised += not sex_ok
             birth_invalid += not year_ok
             kinds[kind] += 1
-            batch.append((record.position, pseudonym(email), sex, year, postcode, kind))
+            token = tokens[postcode] if postcode is not None else None
+            batch.append((record.position, pseudonym(email), sex, year, postcode, kind, token))
             if len(batch) >= _BATCH:
                 out.writerows(batch)
                 bar.advance(len(batch))

@@ -53,17 +53,27 @@ class PseudonymKey:
         """A callable that maps a normalised email to its pseudonym."""
         return Pseudonymiser(self)
 
+    def postcode_tokeniser(self) -> Pseudonymiser:
+        """A callable that maps a normalised postcode to a keyed token (32 hex characters).
+
+        The warehouse compares tokens to see a move when it keeps less than the full
+        postcode; a distinct prefix keeps tokens and pseudonyms in separate domains.
+        """
+        return Pseudonymiser(self, domain=b"postcode\x00", length=32)
+
 
 class Pseudonymiser:
     """Map normalised emails to hex HMAC-SHA256 pseudonyms (fast: the keyed state is reused)."""
 
-    def __init__(self, key: PseudonymKey) -> None:
+    def __init__(self, key: PseudonymKey, *, domain: bytes = b"", length: int = 64) -> None:
         self._base = hmac.new(key.secret, digestmod=hashlib.sha256)
+        self._base.update(domain)
+        self._length = length
 
     def __call__(self, normalised_email: str) -> str:
         mac = self._base.copy()
         mac.update(normalised_email.encode())
-        return mac.hexdigest()
+        return mac.hexdigest()[: self._length]
 
 
 def load_key(settings: Settings) -> PseudonymKey:

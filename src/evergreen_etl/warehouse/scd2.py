@@ -25,6 +25,7 @@ from sqlalchemy import Connection, DateTime, bindparam, text
 
 from evergreen_etl.anonymise import STAGED_COLUMNS
 from evergreen_etl.models import LocationCounts
+from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.warehouse.dialect import (
     analyze_temp_table,
     bulk_work,
@@ -58,7 +59,8 @@ def stage_snapshot(conn: Connection, staged_users: Path) -> int:
         conn,
         "stg_user",
         "position INTEGER NOT NULL, pseudonym VARCHAR(64) NOT NULL, sex VARCHAR(1) NOT NULL, "
-        "birth_year INTEGER, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL",
+        "birth_year INTEGER, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL, "
+        "postcode_token VARCHAR(32)",
     )
     with bulk_work(conn):
         return copy_csv(conn, "stg_user", STAGED_COLUMNS, staged_users)
@@ -69,11 +71,13 @@ def stage_snapshot(conn: Connection, staged_users: Path) -> int:
 # statements probe as they scan it.
 _LATEST_SQLITE = """
     -- With a single MAX(), SQLite takes the other columns from the row holding the max.
-    SELECT pseudonym, MAX(position) AS position, sex, birth_year, postcode, postcode_kind
+    SELECT pseudonym, MAX(position) AS position, sex, birth_year, postcode, postcode_kind,
+           postcode_token
     FROM stg_user GROUP BY pseudonym
 """
 _LATEST_POSTGRES = """
-    SELECT DISTINCT ON (pseudonym) pseudonym, position, sex, birth_year, postcode, postcode_kind
+    SELECT DISTINCT ON (pseudonym) pseudonym, position, sex, birth_year, postcode, postcode_kind,
+           postcode_token
     FROM stg_user ORDER BY pseudonym, position DESC
 """
 
@@ -117,12 +121,32 @@ _UPDATE_USERS_POSTGRES = """
 _SNAPSHOT_COLUMNS = (
     "user_id {key} PRIMARY KEY, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL, "
     "local_authority_code VARCHAR(16) NOT NULL, location_status VARCHAR(20) NOT NULL, "
-    "current_address_id {key}, current_postcode VARCHAR(8)"
+    "current_address_id {key}, current_postcode VARCHAR(8), stored_postcode VARCHAR(8), "
+    "postcode_district VARCHAR(4), postcode_token VARCHAR(32), current_token VARCHAR(32)"
+)
+# What the warehouse keeps of a postcode at each location precision (SPEC §3, issue 8): the
+# staged postcode is full; it locates the user here and is then coarsened or dropped.
+_KEPT_POSTCODE = {
+    LocationPrecision.POSTCODE: "s.postcode",
+    LocationPrecision.SECTOR: (
+        "CASE WHEN s.postcode_kind = 'full' "
+        "THEN substr(s.postcode, 1, length(s.postcode) - 2) ELSE s.postcode END"
+    ),
+    LocationPrecision.DISTRICT: (
+        "CASE WHEN s.postcode_kind = 'full' "
+        "THEN substr(s.postcode, 1, length(s.postcode) - 4) ELSE s.postcode END"
+    ),
+    LocationPrecision.AUTHORITY: "NULL",
+}
+_DISTRICT = (
+    "CASE WHEN s.postcode_kind = 'full' THEN substr(s.postcode, 1, length(s.postcode) - 4) "
+    "WHEN s.postcode_kind = 'partial' THEN s.postcode END"
 )
 _FILL_SNAPSHOT = f"""
     INSERT INTO stg_snapshot
         (user_id, postcode, postcode_kind, local_authority_code, location_status,
-         current_address_id, current_postcode)
+         current_address_id, current_postcode, stored_postcode, postcode_district,
+         postcode_token, current_token)
     SELECT u.user_id, s.postcode, s.postcode_kind,
            CASE
              WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
@@ -140,15 +164,23 @@ _FILL_SNAPSHOT = f"""
              WHEN s.postcode_kind = 'partial' THEN 'partial_unresolved'
              ELSE s.postcode_kind
            END,
-           c.address_id, c.postcode
+           c.address_id, c.postcode, {{kept_postcode}}, {{district}},
+           s.postcode_token, c.postcode_token
     FROM stg_latest s
     JOIN dim_user u ON u.pseudonym = s.pseudonym
     LEFT JOIN user_address c ON c.user_id = u.user_id AND c.is_current
     LEFT JOIN stg_postcode p ON s.postcode_kind = 'full' AND p.postcode = s.postcode
     LEFT JOIN dim_postcode_district d ON s.postcode_kind = 'partial' AND d.outward = s.postcode
 """
-# A user with a current row whose postcode differs has moved.
-_MOVED = "s.current_address_id IS NOT NULL AND s.postcode IS DISTINCT FROM s.current_postcode"
+# A user whose current row has another postcode has moved. Rows keep a keyed token of the
+# full postcode, so a move is seen whatever precision the postcode itself is kept at; rows
+# loaded before tokens existed hold the full postcode and are compared by it.
+_UNCHANGED = (
+    "CASE WHEN s.current_token IS NOT NULL "
+    "THEN s.postcode_token IS NOT DISTINCT FROM s.current_token "
+    "ELSE s.postcode IS NOT DISTINCT FROM s.current_postcode END"
+)
+_MOVED = f"s.current_address_id IS NOT NULL AND NOT ({_UNCHANGED})"
 
 # Per location status: new users (no row ever), returned (rows, none current), moved and
 # unchanged. Only users without a current row look at their history.
@@ -162,8 +194,7 @@ _CLASSIFY = f"""
                  (SELECT 1 FROM user_address h WHERE h.user_id = s.user_id)
                THEN 1 ELSE 0 END),
       SUM(CASE WHEN {_MOVED} THEN 1 ELSE 0 END),
-      SUM(CASE WHEN s.current_address_id IS NOT NULL
-                    AND s.postcode IS NOT DISTINCT FROM s.current_postcode
+      SUM(CASE WHEN s.current_address_id IS NOT NULL AND ({_UNCHANGED})
                THEN 1 ELSE 0 END)
     FROM stg_snapshot s
     GROUP BY s.location_status
@@ -181,10 +212,10 @@ _CLOSE_ABSENT = f"""
 # New, returned and moved users open a row; everyone else in the snapshot keeps theirs.
 _OPEN_ROWS = f"""
     INSERT INTO user_address
-        (user_id, postcode, postcode_kind, local_authority_code, location_status,
-         valid_from, valid_to, is_current, opened_run_id)
-    SELECT s.user_id, s.postcode, s.postcode_kind, s.local_authority_code,
-           s.location_status, :t, NULL, true, :run_id
+        (user_id, postcode, postcode_district, postcode_token, postcode_kind,
+         local_authority_code, location_status, valid_from, valid_to, is_current, opened_run_id)
+    SELECT s.user_id, s.stored_postcode, s.postcode_district, s.postcode_token, s.postcode_kind,
+           s.local_authority_code, s.location_status, :t, NULL, true, :run_id
     FROM stg_snapshot s
     WHERE s.current_address_id IS NULL OR ({_MOVED})
     ORDER BY s.user_id
@@ -192,9 +223,17 @@ _OPEN_ROWS = f"""
 
 
 def merge_snapshot(
-    conn: Connection, *, as_of: datetime, run_id: int, absent: AbsentPolicy = "close"
+    conn: Connection,
+    *,
+    as_of: datetime,
+    run_id: int,
+    absent: AbsentPolicy = "close",
+    precision: LocationPrecision = LocationPrecision.POSTCODE,
 ) -> MergeCounts:
-    """Merge ``stg_user`` into ``dim_user`` and ``user_address`` at time ``as_of``."""
+    """Merge ``stg_user`` into ``dim_user`` and ``user_address`` at time ``as_of``.
+
+    ``precision`` decides what is kept of each postcode (the authority is always kept).
+    """
     postgres = is_postgres(conn)
     at = {"t": as_of, "run_id": run_id}
     with bulk_work(conn):
@@ -213,7 +252,11 @@ def merge_snapshot(
         create_temp_table(
             conn, "stg_snapshot", _SNAPSHOT_COLUMNS.format(key="BIGINT" if postgres else "INTEGER")
         )
-        conn.execute(text(_FILL_SNAPSHOT))
+        fill = _FILL_SNAPSHOT.format(
+            kept_postcode=_KEPT_POSTCODE[LocationPrecision(precision)],
+            district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
+        )
+        conn.execute(text(fill))
         analyze_temp_table(conn, "stg_snapshot")
 
         statuses = conn.execute(text(_CLASSIFY)).all()

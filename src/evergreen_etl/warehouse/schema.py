@@ -100,7 +100,17 @@ user_address = Table(
     metadata,
     Column("address_id", SurrogateKey, primary_key=True, autoincrement=True),
     Column("user_id", SurrogateKey, ForeignKey("dim_user.user_id"), nullable=False),
-    Column("postcode", String(8), comment="Canonical full postcode, outward code, or NULL"),
+    Column(
+        "postcode",
+        String(8),
+        comment="Normalised postcode at the warehouse's location precision, or NULL",
+    ),
+    Column("postcode_district", String(4), comment="Outward code, unless precision is authority"),
+    Column(
+        "postcode_token",
+        String(32),
+        comment="Keyed HMAC of the full postcode: detects moves without keeping the postcode",
+    ),
     Column("postcode_kind", String(8), nullable=False),
     Column(
         "local_authority_code",

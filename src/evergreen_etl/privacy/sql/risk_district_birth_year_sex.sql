@@ -1,12 +1,8 @@
 -- k-anonymity over (postcode district x birth year x sex) for the users whose address was valid
--- at the as-of time. The district is the outward code of a full postcode, or the partial code
--- itself; users with no usable postcode form one "no district" value.
+-- at the as-of time. The district is the outward code of the postcode; users with no usable
+-- postcode (or a warehouse that keeps authorities only) form one "no district" value.
 WITH people AS (
-    SELECT CASE
-               WHEN a.postcode_kind = 'full' THEN substr(a.postcode, 1, length(a.postcode) - 4)
-               WHEN a.postcode_kind = 'partial' THEN a.postcode
-               ELSE 'none'
-           END AS district,
+    SELECT COALESCE(a.postcode_district, 'none') AS district,
            COALESCE(u.birth_year, 0) AS birth_year,
            u.sex AS sex
     FROM user_address AS a
