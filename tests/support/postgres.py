@@ -17,48 +17,9 @@ data directory is given to the ``postgres`` system user and the binaries run as 
 ``runuser -u postgres --`` (or ``setpriv``). If there is no ``postgres`` user, a system user
 ``evergreen-pg`` is created with ``useradd``.
 
-Fixtures for ``tests/conftest.py``::
-
-    from collections.abc import Iterator
-
-    import pytest
-
-    from support.postgres import (
-        SKIP_REASON,
-        PostgresServer,
-        postgres_url_for_tests,
-        unique_database_name,
-    )
-
-
-    @pytest.fixture(scope="session")
-    def pg_server() -> Iterator[PostgresServer]:
-        # One server for the whole run: EVERGREEN_TEST_DATABASE_URL's, or a throwaway one.
-        with postgres_url_for_tests() as server:
-            if server is None:
-                pytest.skip(SKIP_REASON)
-            yield server
-
-
-    @pytest.fixture
-    def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
-        # The postgresql+psycopg:// URL of a fresh, empty database, dropped after the test.
-        name = unique_database_name(request.node.name)
-        url = pg_server.create_database(name)
-        try:
-            yield url
-        finally:
-            pg_server.drop_database(name)
-
-
-    def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-        # Optional: tag every test that uses the server, so `-m "not postgres"` deselects them.
-        for item in items:
-            if {"pg_url", "pg_server"} & set(getattr(item, "fixturenames", ())):
-                item.add_marker(pytest.mark.postgres)
-
-Dispose of any SQLAlchemy engine made from ``pg_url`` before the test ends if you can; the drop
-uses ``WITH (FORCE)`` anyway, so connections left open do not make it fail.
+The fixtures ``pg_server`` (one server a session) and ``pg_url`` (a fresh database a test)
+are in ``tests/conftest.py``. Dispose of any SQLAlchemy engine made from ``pg_url`` before the
+test ends if you can; the drop uses ``WITH (FORCE)`` anyway, so open connections do not block it.
 """
 
 from __future__ import annotations
