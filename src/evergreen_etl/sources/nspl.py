@@ -350,10 +350,10 @@ class PostcodeLookupReader:
         """The rows in lists of up to ``size``, for a bulk load.
 
         With ``parallel`` (by default: a data CSV of ``PARALLEL_MIN_BYTES`` or more, and more
-        than one CPU) a worker process inflates, decodes and splits the CSV and sends the
-        fields each row needs, while this process builds the rows of the batches it already
-        has and the caller loads them; at most a few batches are in flight. Errors are raised
-        here as they would be by iterating the reader.
+        than one CPU) a worker process inflates, decodes and splits the CSV
+        and sends the fields each row needs, while this process builds the rows of the
+        batches it already has and the caller loads them; at most a few batches are in
+        flight. Errors are raised here as they would be by iterating the reader.
         """
         if parallel is None:
             parallel = self.data_bytes >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1

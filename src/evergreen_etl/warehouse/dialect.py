@@ -83,14 +83,28 @@ def bulk_insert_batches(
     batches: Iterable[Sequence[Sequence[Any]]],
     *,
     on_batch: Callable[[int], None] | None = None,
+    binary: bool = False,
 ) -> int:
-    """Insert each batch of rows into ``table`` (``COPY`` or ``executemany``); count them."""
+    """Insert each batch of rows into ``table`` (``COPY`` or ``executemany``); count them.
+
+    ``binary`` makes PostgreSQL's ``COPY`` binary: floats and NULLs go over as they are, not
+    as text for the server to parse again. Every value must then be of its column's Python
+    type (a float for a float column, not its text).
+    """
     names = ", ".join(columns)
     driver = conn.connection.driver_connection
     assert driver is not None
     count = 0
     if is_postgres(conn):
-        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        options = " (FORMAT BINARY)" if binary else ""
+        # Asked before the COPY starts: the connection takes no other query during one.
+        types = _column_types(conn, table, columns) if binary else None
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({names}) FROM STDIN{options}") as copy,
+        ):
+            if types is not None:
+                copy.set_types(types)
             write_row = copy.write_row
             for batch in batches:
                 for row in batch:
@@ -111,6 +125,19 @@ def bulk_insert_batches(
     finally:
         cursor.close()
     return count
+
+
+def _column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[int]:
+    """The type OIDs of ``columns`` of ``table`` (a temporary table too), for binary COPY."""
+    rows = conn.execute(
+        text(
+            "SELECT attname, atttypid FROM pg_attribute "
+            "WHERE attrelid = CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped"
+        ),
+        {"table": table},
+    ).all()
+    oids = {str(name): int(oid) for name, oid in rows}
+    return [oids[column] for column in columns]
 
 
 def copy_csv(conn: Connection, table: str, columns: Sequence[str], path: Path) -> int:

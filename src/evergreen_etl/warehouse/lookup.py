@@ -69,7 +69,12 @@ def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: 
         # A national lookup is parsed in a worker process while this one inserts.
         with Progress("postcodes", unit="rows", enabled=progress) as bar:
             count = bulk_insert_batches(
-                conn, "dim_postcode", POSTCODE_COLUMNS, reader.batches(), on_batch=bar.advance
+                conn,
+                "dim_postcode",
+                POSTCODE_COLUMNS,
+                reader.batches(),
+                on_batch=bar.advance,
+                binary=True,
             )
         log.info("loaded %d postcodes", count)
         _load_authorities(conn, reader.authority_names())

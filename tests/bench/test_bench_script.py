@@ -1,0 +1,66 @@
+"""The benchmark script (benchmarks/run.py) runs end to end at tiny sizes and reports every step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS = {
+    "generate",
+    "floor: csv+executemany",
+    "postcode load",
+    "extract",
+    "anonymise",
+    "load (lookup + snapshot 1)",
+    "extract 2",
+    "anonymise 2",
+    "load (SCD2 merge 2)",
+    "report",
+    "run",
+    "run (unchanged)",
+}
+
+
+@pytest.mark.slow
+def test_benchmark_measures_every_step_at_both_scales(tmp_path: Path) -> None:
+    """A tiny SQLite run prints the table and the goals, and writes every step of both scales."""
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run.py"),
+            "--postcodes",
+            "2000",
+            "--users",
+            "300",
+            "--out",
+            str(out),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text())
+    scales = {step["scale"] for step in results["steps"]}
+    assert scales == {"small 200/30", "large 2k/300"}
+    for scale in scales:
+        names = {step["name"] for step in results["steps"] if step["scale"] == scale}
+        assert names == STEPS
+    assert all(step["peak_rss_mb"] > 0 and step["wall"] > 0 for step in results["steps"])
+    assert results["environment"]["cpus"] >= 1
+    goals = {goal["name"]: goal for goal in results["goals"]}
+    assert "SQLite postcode load (s)" in goals
+    assert goals["SQLite repeated run, unchanged sources (s)"]["passed"] is not None
+    assert "PASS" in result.stdout or "FAIL" in result.stdout
+    assert "postcode load" in result.stdout
