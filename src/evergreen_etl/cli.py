@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from evergreen_etl import __version__
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, configure_logging
 from evergreen_etl.models import RunResult
@@ -205,6 +204,8 @@ def _print_summary(result: RunResult) -> None:
 
 def _version(value: bool) -> None:
     if value:
+        from evergreen_etl import __version__
+
         typer.echo(f"evergreen-etl {__version__}")
         raise typer.Exit()
 

@@ -225,6 +225,12 @@ ERRORS = [
         "after the closing ']'",
         "content-after-array",
     ),
+    (
+        b'{"n": 1}\n{"email": "' + SECRET_EMAIL.encode() + b'", "n": ' + b"9" * 5000 + b"}\n",
+        2,
+        "number too long",
+        "integer-beyond-python-limit",
+    ),
 ]
 
 

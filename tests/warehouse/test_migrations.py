@@ -15,6 +15,7 @@ from sqlalchemy import inspect
 from evergreen_etl.errors import SchemaOutOfDateError
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.migrate import (
+    HEAD_REVISION,
     alembic_config,
     current_revision,
     downgrade,
@@ -76,5 +77,27 @@ def test_outdated_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
         assert "db upgrade" in (raised.value.hint or "")
         require_current_schema(engine, auto_upgrade=True)
         assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_head_revision_constant_is_the_newest_migration() -> None:
+    """HEAD_REVISION, which every command checks without importing Alembic, is Alembic's head."""
+    assert head_revision() == HEAD_REVISION
+
+
+def test_current_revision_reads_alembic_version_at_each_step(tmp_path: Path) -> None:
+    """The one-query revision check agrees with Alembic from empty, through each step, to base."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = make_engine(url)
+    try:
+        assert current_revision(engine) is None
+        for revision in ("0001", "0002", "0003", HEAD_REVISION):
+            upgrade(url, revision)
+            with engine.connect() as connection:
+                alembic_says = MigrationContext.configure(connection).get_current_revision()
+            assert current_revision(engine) == alembic_says == revision
+        downgrade(url, "base")
+        assert current_revision(engine) is None
     finally:
         engine.dispose()

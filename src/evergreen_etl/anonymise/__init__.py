@@ -8,13 +8,15 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from evergreen_etl.anonymise.clean import birth_year, coarsen_sex
 from evergreen_etl.anonymise.pseudonym import PseudonymKey, load_key, normalise_email
+from evergreen_etl.collector import collector_paused
 from evergreen_etl.errors import DataQualityError, SourceError
 from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import read_manifest, source_label
@@ -23,6 +25,7 @@ from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
 from evergreen_etl.progress import Progress
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.users import UsersReader
+from evergreen_etl.workers import WorkerBatches
 
 __all__ = ["STAGED_COLUMNS", "anonymise", "read_staged_summary"]
 
@@ -269,8 +272,117 @@ class _Memo(dict[str, Any]):
         return value
 
 
+# From this size of users file on (a million records is ~230 MB), a worker process reads,
+# decodes and validates the records while this one pseudonymises and writes them.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+_NOT_AN_OBJECT, _EMAIL_MISSING, _EMAIL_INVALID = "not_an_object", "email_missing", "email_invalid"
+_REJECT_FIELD = {_NOT_AN_OBJECT: "", _EMAIL_MISSING: "email", _EMAIL_INVALID: "email"}
+_KIND_TEXT = {kind: kind.value for kind in PostcodeKind}  # plain text: cheap to pickle
+
+# One record, prepared: (position, line, reject reason or None, normalised email ("" when
+# rejected), raw sex, raw date of birth, normalised postcode, postcode kind).
+_Prepared = tuple[int, int, str | None, str, Any, Any, str | None, str]
+
+
+class _Batches(Protocol):
+    """Prepared batches, and once they are all read, the input format."""
+
+    result: str | None
+
+    def __iter__(self) -> Iterator[list[_Prepared]]: ...
+
+
+def _prepare(source: str, label: str) -> Generator[list[_Prepared], None, str]:
+    """Read, validate and normalise the records in batches; return the input format.
+
+    Everything here is unkeyed and a function of one record, so that it can run in a worker
+    process; the caller pseudonymises, cleans, counts and writes.
+    """
+    reader = UsersReader(Path(source), label=label)
+    batch: list[_Prepared] = []
+    for record in reader:
+        value = record.value
+        if not isinstance(value, dict):
+            batch.append((record.position, record.line, _NOT_AN_OBJECT, "", None, None, None, ""))
+        else:
+            email_value = value.get("email")
+            email = normalise_email(email_value) if type(email_value) is str else None
+            reason = (
+                None
+                if email is not None
+                else _EMAIL_MISSING
+                if email_value is None or email_value == ""
+                else _EMAIL_INVALID
+            )
+            address = value.get("address")
+            postcode, kind = normalise_postcode(
+                address.get("postcode") if isinstance(address, dict) else None
+            )
+            batch.append(
+                (
+                    record.position,
+                    record.line,
+                    reason,
+                    email or "",
+                    _scalar(value.get("sex")),
+                    _scalar(value.get("dateOfBirth")),
+                    postcode,
+                    _KIND_TEXT[kind],
+                )
+            )
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+    return reader.input_format
+
+
+def _scalar(value: Any) -> Any:
+    """A field as cleaning needs it: text and None as they are, any other JSON value as 0.
+
+    Cleaning treats every value that is not text alike (unrecognised sex, invalid date), and
+    an array nested a thousand deep cannot cross a pipe (pickling it recurses too deeply).
+    """
+    return value if value is None or type(value) is str else 0
+
+
+def _prepared_batches(
+    source: Path, label: str, parallel: bool | None
+) -> AbstractContextManager[_Batches]:
+    """The prepared batches: from a worker process for a large file, else read here."""
+    if parallel is None:
+        parallel = source.stat().st_size >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
+    if parallel:
+        return WorkerBatches(_prepare, (str(source), label), label=label, what="users reader")
+    return _InProcess(_prepare(str(source), label))
+
+
+class _InProcess:
+    """``WorkerBatches``' interface over a generator run in this process."""
+
+    def __init__(self, batches: Generator[list[_Prepared], None, str]) -> None:
+        self._batches = batches
+        self.result: str | None = None
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._batches.close()
+
+    def __iter__(self) -> Iterator[list[_Prepared]]:
+        self.result = yield from self._batches
+
+
 def _write_staged(
-    source: Path, label: str, key: PseudonymKey, staged: Path, rejects: Path, progress: bool
+    source: Path,
+    label: str,
+    key: PseudonymKey,
+    staged: Path,
+    rejects: Path,
+    progress: bool,
+    parallel: bool | None = None,
 ) -> dict[str, Any]:
     pseudonym = key.pseudonymiser()
     tokens = _Memo(key.postcode_tokeniser())
@@ -282,65 +394,46 @@ def _write_staged(
     sexes = _Memo(coarsen_sex)
     years = _Memo(birth_year_of)
     reasons: Counter[str] = Counter()
-    kinds: Counter[str] = Counter()
+    kinds = dict.fromkeys(_KIND_TEXT.values(), 0)
     sex_unrecognised = birth_invalid = records = 0
-    reader = UsersReader(source, label=label)
+    # The worker starts before the progress bar's thread, so that it can be forked.
     with (
+        _prepared_batches(source, label, parallel) as prepared,
         staged.open("w", newline="") as staged_handle,
         rejects.open("w", newline="") as rejects_handle,
         Progress("anonymise", unit="records", enabled=progress) as bar,
+        collector_paused(),
     ):
         out = csv.writer(staged_handle)
         out.writerow(STAGED_COLUMNS)
         rej = csv.writer(rejects_handle)
         rej.writerow(REJECT_COLUMNS)
-        batch: list[tuple[Any, ...]] = []
-        for record in reader:
-            records += 1
-            value = record.value
-            if not isinstance(value, dict):
-                reasons["not_an_object"] += 1
-                rej.writerow((record.position, record.line, "not_an_object", ""))
-                continue
-            email_value = value.get("email")
-            if email_value is None or email_value == "":
-                reasons["email_missing"] += 1
-                rej.writerow((record.position, record.line, "email_missing", "email"))
-                continue
-            email = normalise_email(email_value) if isinstance(email_value, str) else None
-            if email is None:
-                reasons["email_invalid"] += 1
-                rej.writerow((record.position, record.line, "email_invalid", "email"))
-                continue
-            # Sex and date cleaning are pure functions of one field: each distinct text is
-            # cleaned once (a million records hold some 50,000 dates and a dozen sexes).
-            sex_value = value.get("sex")
-            sex, sex_ok = sexes[sex_value] if type(sex_value) is str else coarsen_sex(sex_value)
-            born = value.get("dateOfBirth")
-            year, year_ok = years[born] if type(born) is str else birth_year_of(born)
-            address = value.get("address")
-            raw_postcode = address.get("postcode") if isinstance(address, dict) else None
-            # The kind is a StrEnum: written and counted as its text, without ``.value``.
-            postcode, kind = normalise_postcode(raw_postcode)
-            sex_unrecognised += not sex_ok
-            birth_invalid += not year_ok
-            kinds[kind] += 1
-            token = tokens[postcode] if postcode is not None else None
-            batch.append((record.position, pseudonym(email), sex, year, postcode, kind, token))
-            if len(batch) >= _BATCH:
-                out.writerows(batch)
-                bar.advance(len(batch))
-                batch.clear()
-        out.writerows(batch)
-        bar.advance(len(batch))
-    for kind in PostcodeKind:
-        kinds.setdefault(kind.value, 0)
+        for batch in prepared:
+            records += len(batch)
+            rows: list[tuple[Any, ...]] = []
+            for position, line, reason, email, sex_value, born, postcode, kind in batch:
+                if reason is not None:
+                    reasons[reason] += 1
+                    rej.writerow((position, line, reason, _REJECT_FIELD[reason]))
+                    continue
+                # Sex and date cleaning are pure functions of one field: each distinct text
+                # is cleaned once (a million records hold some 50,000 dates and a dozen sexes).
+                sex, sex_ok = sexes[sex_value] if type(sex_value) is str else coarsen_sex(sex_value)
+                year, year_ok = years[born] if type(born) is str else birth_year_of(born)
+                sex_unrecognised += not sex_ok
+                birth_invalid += not year_ok
+                kinds[kind] += 1
+                token = tokens[postcode] if postcode is not None else None
+                rows.append((position, pseudonym(email), sex, year, postcode, kind, token))
+            out.writerows(rows)
+            bar.advance(len(batch))
+        input_format = prepared.result
     return {
         "records": records,
         "rejected": sum(reasons.values()),
         "reasons": reasons,
-        "kinds": {str(k): v for k, v in kinds.items()},
+        "kinds": kinds,
         "sex_unrecognised": sex_unrecognised,
         "birth_date_invalid": birth_invalid,
-        "format": reader.input_format,
+        "format": input_format,
     }

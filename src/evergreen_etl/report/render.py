@@ -5,12 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
-
-from rich.console import Console
-from rich.table import Table
 
 from evergreen_etl.models import Report
 from evergreen_etl.report.disclosure import SUPPRESSED
@@ -45,6 +42,7 @@ __all__ = [
     "render",
     "render_analysis",
     "render_list",
+    "text_table",
 ]
 
 
@@ -71,25 +69,57 @@ def render(report: Report, fmt: ReportFormat) -> str:
 
 def _table(report: Report) -> str:
     title = f"Distinct users by local authority at {report.as_of:%Y-%m-%d %H:%M:%S} UTC"
-    table = Table(title=title, show_footer=True)
-    table.add_column("Code", footer="")
-    table.add_column("Local authority", footer="Total")
-    table.add_column("Users", justify="right", footer=f"{report.total:,}")
-    for row in report.rows:
-        users = SUPPRESSED if row.suppressed else f"{row.users:,}"
-        table.add_row(row.local_authority_code, row.local_authority_name, users)
+    rows = [
+        (row.local_authority_code, row.local_authority_name, _count(row.users, row.suppressed))
+        for row in report.rows
+    ]
     note = f"Counts below {report.min_count} are suppressed." if report.min_count else None
-    return _print(table, note)
+    return text_table(
+        title,
+        [("Code", False), ("Local authority", False), ("Users", True)],
+        rows,
+        footer=("", "Total", f"{report.total:,}"),
+        note=note,
+    )
 
 
-def _print(table: Table, note: str | None) -> str:
-    console = Console(file=io.StringIO(), width=100, color_system=None)
-    console.print(table)
+def _count(value: int | None, suppressed: bool) -> str:
+    return SUPPRESSED if suppressed or value is None else f"{value:,}"
+
+
+def text_table(
+    title: str,
+    columns: Sequence[tuple[str, bool]],
+    rows: Iterable[Sequence[str]],
+    *,
+    footer: Sequence[str] | None = None,
+    note: str | None = None,
+) -> str:
+    """A plain-text table: the title, a header, a rule, the rows, and a totals line.
+
+    ``columns`` are ``(label, right_aligned)`` pairs. Cells are never wrapped or cut, so the
+    text greps and diffs well however wide it is; written without a terminal library, it
+    renders a national report's few hundred rows in a millisecond.
+    """
+    body = [list(row) for row in rows]
+    labels = [label for label, _ in columns]
+    lines = [labels, *body, *([list(footer)] if footer is not None else [])]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, (_, right) in zip(cells, widths, columns, strict=True)
+        )
+        return " │ ".join(padded).rstrip()
+
+    rule = "─┼─".join("─" * width for width in widths)
+    out = [title, "", line(labels), rule, *(line(cells) for cells in body)]
+    if footer is not None:
+        out += [rule, line(footer)]
     if note:
-        console.print(note)
-    out = console.file
-    assert isinstance(out, io.StringIO)
-    return out.getvalue()
+        out += ["", note]
+    return "\n".join(out) + "\n"
 
 
 def column_label(name: str) -> str:
@@ -137,23 +167,23 @@ def render_analysis(result: Analysis[Any], fmt: ReportFormat) -> str:
                 for name in result.columns
             )
         return out.getvalue()
-    table = Table(title=result.title, show_footer=bool(result.totals))
     # "Total" goes under the last label column before the first count (the name, not the code).
     first_count = next((i for i, c in enumerate(result.columns) if c in counts), 0)
     total_label = max(first_count - 1, 0)
+    footer: list[str] = []
     for i, name in enumerate(result.columns):
-        footer = ""
         if name in result.totals:
             total = result.totals[name]
-            footer = SUPPRESSED if total is None else f"{total:,}"
-        elif i == total_label:
-            footer = "Total"
-        table.add_column(
-            column_label(name), justify="right" if name in counts else "left", footer=footer
-        )
-    for row in result.rows:
-        table.add_row(*_table_cells(row, result.columns, counts))
-    return _print(table, result.note)
+            footer.append(SUPPRESSED if total is None else f"{total:,}")
+        else:
+            footer.append("Total" if i == total_label else "")
+    return text_table(
+        result.title,
+        [(column_label(name), name in counts) for name in result.columns],
+        (_table_cells(row, result.columns, counts) for row in result.rows),
+        footer=footer if result.totals else None,
+        note=result.note,
+    )
 
 
 def _table_cells(row: Any, columns: Iterable[str], counts: set[str]) -> list[str]:

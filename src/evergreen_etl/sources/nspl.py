@@ -11,23 +11,20 @@ import codecs
 import csv
 import io
 import lzma
-import multiprocessing
 import os
 import re
-import sys
-import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
-from multiprocessing.connection import Connection
 from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import IO, Any, cast
 
 from evergreen_etl.errors import SourceError
 from evergreen_etl.sources.archive import check_archive
+from evergreen_etl.workers import WorkerBatches
 
 # Column roles and the header names that different vintages give them, in order of preference.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -364,11 +361,17 @@ class PostcodeLookupReader:
             return
         builder = _RowBuilder(self._absent_roles())
         empty = True
-        for fields in _fields_from_worker(self.path, self.label):
-            batch = list(builder.rows(fields))
-            if batch:
-                empty = False
-                yield batch
+        with WorkerBatches(
+            _fields_in_worker,
+            (str(self.path), self.label),
+            label=self.label,
+            what="postcode parser",
+        ) as worker:
+            for fields in worker:
+                batch = list(builder.rows(fields))
+                if batch:
+                    empty = False
+                    yield batch
         if empty:
             raise self._empty_error()
 
@@ -506,55 +509,8 @@ class _RowBuilder:
             )
 
 
-def _fields_from_worker(path: Path, label: str) -> Iterator[list[tuple[str, ...]]]:
-    """Batches of picked fields from a worker process, through a pipe (which bounds the backlog)."""
-    # fork starts at once and needs no imports; it is only safe with one thread (spawn else).
-    fork = sys.platform == "linux" and threading.active_count() == 1
-    context = multiprocessing.get_context("fork") if fork else multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    worker = context.Process(
-        target=_fields_in_worker,
-        args=(str(path), label, sender),
-        name="evergreen-etl postcode parser",
-        daemon=True,
-    )
-    worker.start()
-    sender.close()
-    try:
-        while True:
-            try:
-                kind, payload = receiver.recv()
-            except EOFError:
-                worker.join()
-                raise SourceError(
-                    f"{label}: the postcode parser process stopped (exit code {worker.exitcode})"
-                ) from None
-            if kind == "fields":
-                yield payload
-            elif kind == "source-error":
-                raise SourceError(payload)
-            elif kind == "error":
-                raise RuntimeError(f"the postcode parser process failed: {payload}")
-            else:
-                return
-    finally:
-        receiver.close()
-        if worker.is_alive():
-            worker.terminate()
-        worker.join()
-
-
-def _fields_in_worker(path: str, label: str, sender: Connection) -> None:
-    """In the worker process: send batches of picked fields, then ``done`` or the error."""
-    try:
-        reader = PostcodeLookupReader(Path(path), label=label)
-        with _open_zip(reader.path, label) as zf, zf.open(reader.members.data) as raw:
-            for batch in reader._fields(raw):
-                sender.send(("fields", batch))
-        sender.send(("done", None))
-    except SourceError as exc:
-        sender.send(("source-error", str(exc)))
-    except Exception as exc:  # the type only: the text of an unexpected error may quote data
-        sender.send(("error", type(exc).__name__))
-    finally:
-        sender.close()
+def _fields_in_worker(path: str, label: str) -> Generator[list[tuple[str, ...]], None, None]:
+    """In the worker process: the picked fields of the lookup at ``path``, batch by batch."""
+    reader = PostcodeLookupReader(Path(path), label=label)
+    with _open_zip(reader.path, label) as zf, zf.open(reader.members.data) as raw:
+        yield from reader._fields(raw)

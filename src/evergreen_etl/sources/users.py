@@ -134,6 +134,9 @@ class UsersReader:
                         raise self._fail(line, "truncated: the file ends inside a record") from None
                     bad_line = line + buf.count("\n", pos, exc.pos)
                     raise self._fail(bad_line, f"not valid JSON ({exc.msg})") from None
+                except ValueError:
+                    # Python refuses to convert an integer of more than 4,300 digits.
+                    raise self._fail(line, "not valid JSON (a number too long to read)") from None
             # Back to the normal read size: it grows only while one record spans the buffer,
             # so memory follows the largest record, never the size of the file.
             read_size = self.chunk_size

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
+from evergreen_etl.collector import collector_paused
 from evergreen_etl.errors import ConcurrentLoadError
 
 BATCH_ROWS = 10_000
@@ -39,22 +40,32 @@ def is_postgres(conn: Connection) -> bool:
 def bulk_work(conn: Connection) -> Iterator[None]:
     """Tune the connection for a bulk load or merge inside the current transaction.
 
-    On SQLite the page cache grows to ``SQLITE_BULK_CACHE_KIB`` and sorts may use a helper
-    thread for the length of the block; both are put back afterwards (the connection may go
-    back to a pool). Nothing changes on PostgreSQL, whose memory is the server's business.
+    On SQLite the page caches of the database and of its temporary tables each grow to
+    ``SQLITE_BULK_CACHE_KIB`` and sorts may use a helper thread for the length of the block;
+    all are put back afterwards (the connection may go back to a pool). PostgreSQL's memory is
+    the server's business. On both, Python's cyclic garbage collector pauses (see
+    ``evergreen_etl.collector``): the rows streamed through hold no cycles.
     """
     if is_postgres(conn):
-        yield
+        with collector_paused():
+            yield
         return
-    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    # The temporary tables (a snapshot's million staged rows) have a cache of their own.
+    caches = {
+        schema: conn.exec_driver_sql(f"PRAGMA {schema}.cache_size").scalar_one()
+        for schema in ("main", "temp")
+    }
     threads = conn.exec_driver_sql("PRAGMA threads").scalar_one()
-    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}")
+    for schema in caches:
+        conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = -{SQLITE_BULK_CACHE_KIB}")
     # A helper thread for the big sorts (GROUP BY, ORDER BY) when there is a second core.
     conn.exec_driver_sql(f"PRAGMA threads = {min(2, os.cpu_count() or 1) - 1}")
     try:
-        yield
+        with collector_paused():
+            yield
     finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
+        for schema, cache in caches.items():
+            conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = {int(cache)}")
         conn.exec_driver_sql(f"PRAGMA threads = {int(threads)}")
 
 
@@ -218,13 +229,6 @@ def create_temp_table(
     elif without_rowid:
         suffix = " WITHOUT ROWID"
     conn.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns_sql}){suffix}"))
-
-
-def create_temp_table_as(conn: Connection, name: str, select_sql: str, **params: Any) -> None:
-    """A temporary table filled from a query, dropped as ``create_temp_table`` says."""
-    conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    suffix = " ON COMMIT DROP" if is_postgres(conn) else ""
-    conn.execute(text(f"CREATE TEMPORARY TABLE {name}{suffix} AS {select_sql}"), params)
 
 
 def analyze_temp_table(conn: Connection, name: str) -> None:

@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 from importlib.resources import files
+from itertools import chain
 
 from sqlalchemy import Connection, text
 
@@ -66,13 +67,17 @@ def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: 
         )
         # The rows go in file order: NSPL is sorted by postcode, so the primary key index
         # grows at its right-hand edge instead of being rewritten all over.
-        # A national lookup is parsed in a worker process while this one inserts.
+        # A national lookup is parsed in a worker process while this one inserts; the first
+        # batch is asked for before the progress bar starts its thread, so that the worker
+        # is forked (at once) rather than spawned (a new interpreter).
+        batches = reader.batches()
+        first = next(batches, None)
         with Progress("postcodes", unit="rows", enabled=progress) as bar:
             count = bulk_insert_batches(
                 conn,
                 "dim_postcode",
                 POSTCODE_COLUMNS,
-                reader.batches(),
+                chain([first] if first is not None else [], batches),
                 on_batch=bar.advance,
                 binary=True,
             )

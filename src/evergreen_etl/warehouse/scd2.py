@@ -31,7 +31,6 @@ from evergreen_etl.warehouse.dialect import (
     bulk_work,
     copy_csv,
     create_temp_table,
-    create_temp_table_as,
     is_postgres,
 )
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
@@ -66,9 +65,9 @@ def stage_snapshot(conn: Connection, staged_users: Path) -> int:
         return copy_csv(conn, "stg_user", STAGED_COLUMNS, staged_users)
 
 
-# The last record of each pseudonym wins (its position in the file is the highest). On SQLite
-# the result is stored in pseudonym order, the order of dim_user's index, which the later
-# statements probe as they scan it.
+# The last record of each pseudonym wins (its position in the file is the highest). The fill
+# reads these rows as they come out of the sort, in pseudonym order: the order of dim_user's
+# index, which it probes as it goes.
 _LATEST_SQLITE = """
     -- With a single MAX(), SQLite takes the other columns from the row holding the max.
     SELECT pseudonym, MAX(position) AS position, sex, birth_year, postcode, postcode_kind,
@@ -83,46 +82,47 @@ _LATEST_POSTGRES = """
 
 # The lookup rows of the snapshot's distinct full postcodes, read in postcode order. Users
 # are then matched against this small table instead of probing the 2.7-million-row lookup
-# once per user at random.
+# once per user at random. (Superseded duplicate records add a few postcodes: harmless.)
 _POSTCODE_COLUMNS = "postcode VARCHAR(8) PRIMARY KEY, local_authority_code VARCHAR(16)"
 _FILL_POSTCODES = """
     INSERT INTO stg_postcode (postcode, local_authority_code)
     SELECT p.postcode, p.local_authority_code
-    FROM (SELECT postcode FROM stg_latest WHERE postcode_kind = 'full' GROUP BY postcode) s
+    FROM (SELECT postcode FROM stg_user WHERE postcode_kind = 'full' GROUP BY postcode) s
     JOIN dim_postcode p ON p.postcode = s.postcode
 """
 
-# New users get a row; sex and birth year are type 1 attributes: the latest snapshot's stand.
-# SQLite does both in one upsert; PostgreSQL would draw a sequence value for every row of an
-# upsert, so it inserts and updates apart.
-_UPSERT_USERS_SQLITE = """
-    -- WHERE true: SQLite's grammar needs it between a SELECT and ON CONFLICT
+# A user new to the warehouse enters stg_snapshot under a stand-in key, minus their position
+# in the file (unique, and below every real user_id), with their pseudonym. They then get
+# their dim_user row, in pseudonym order, and stg_snapshot their real user_id. Sex and birth
+# year are type 1 attributes: the fill flags known users whose values changed, and only
+# those are updated.
+_INSERT_NEW_USERS = """
     INSERT INTO dim_user (pseudonym, sex, birth_year, first_run_id)
-    SELECT pseudonym, sex, birth_year, :run_id FROM stg_latest WHERE true
-    ON CONFLICT (pseudonym) DO UPDATE SET sex = excluded.sex, birth_year = excluded.birth_year
-    WHERE dim_user.sex <> excluded.sex OR dim_user.birth_year IS NOT excluded.birth_year
+    SELECT s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_snapshot s
+    WHERE s.user_id < 0
+    ORDER BY s.pseudonym
 """
-_INSERT_USERS_POSTGRES = """
-    INSERT INTO dim_user (pseudonym, sex, birth_year, first_run_id)
-    SELECT s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_latest s
-    WHERE NOT EXISTS (SELECT 1 FROM dim_user u WHERE u.pseudonym = s.pseudonym)
+_KEY_NEW_USERS = """
+    UPDATE stg_snapshot
+    SET user_id = (SELECT u.user_id FROM dim_user u WHERE u.pseudonym = stg_snapshot.pseudonym)
+    WHERE user_id < 0
 """
-_UPDATE_USERS_POSTGRES = """
+_UPDATE_CHANGED_USERS = """
     UPDATE dim_user SET sex = s.sex, birth_year = s.birth_year
-    FROM stg_latest s
-    WHERE s.pseudonym = dim_user.pseudonym
-      AND (dim_user.sex <> s.sex OR dim_user.birth_year IS DISTINCT FROM s.birth_year)
+    FROM stg_snapshot s
+    WHERE s.user_id = dim_user.user_id AND s.attributes_changed = 1
 """
 
-# The snapshot keyed by user_id, located, and next to each user's current row (if any): every
-# later statement reads this one table instead of probing user_address again. On SQLite,
-# INTEGER PRIMARY KEY makes user_id the rowid, so the table is scanned in user_id order, the
-# order of the user_address indexes the merge probes.
+# The snapshot keyed by user_id, located, with what happens to each user's address (its
+# ``change``): every later statement reads this one table instead of probing user_address
+# again. On SQLite, INTEGER PRIMARY KEY makes user_id the rowid, so the table is scanned in
+# user_id order, the order of the user_address indexes the merge probes.
 _SNAPSHOT_COLUMNS = (
-    "user_id {key} PRIMARY KEY, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL, "
+    "user_id {key} PRIMARY KEY, postcode_kind VARCHAR(8) NOT NULL, "
     "local_authority_code VARCHAR(16) NOT NULL, location_status VARCHAR(20) NOT NULL, "
-    "current_address_id {key}, current_postcode VARCHAR(8), stored_postcode VARCHAR(8), "
-    "postcode_district VARCHAR(4), postcode_token VARCHAR(32), current_token VARCHAR(32)"
+    "change VARCHAR(9) NOT NULL, current_address_id {key}, stored_postcode VARCHAR(8), "
+    "postcode_district VARCHAR(4), postcode_token VARCHAR(32), sex VARCHAR(1) NOT NULL, "
+    "birth_year INTEGER, attributes_changed SMALLINT NOT NULL, pseudonym VARCHAR(64)"
 )
 # What the warehouse keeps of a postcode at each location precision (SPEC §3, issue 8): the
 # staged postcode is full; it locates the user here and is then coarsened or dropped.
@@ -142,12 +142,32 @@ _DISTRICT = (
     "CASE WHEN s.postcode_kind = 'full' THEN substr(s.postcode, 1, length(s.postcode) - 4) "
     "WHEN s.postcode_kind = 'partial' THEN s.postcode END"
 )
+# A user whose current row has another postcode has moved. Rows keep a keyed token of the
+# full postcode, so a move is seen whatever precision the postcode itself is kept at; rows
+# loaded before tokens existed hold the full postcode and are compared by it.
+_UNCHANGED = (
+    "CASE WHEN c.postcode_token IS NOT NULL "
+    "THEN s.postcode_token IS NOT DISTINCT FROM c.postcode_token "
+    "ELSE s.postcode IS NOT DISTINCT FROM c.postcode END"
+)
+# new: no row ever; returned: rows, none current (only users without a current row look at
+# their history); moved; unchanged.
+_CHANGE = f"""
+    CASE
+      WHEN u.user_id IS NULL THEN 'new'
+      WHEN c.address_id IS NULL AND NOT EXISTS
+             (SELECT 1 FROM user_address h WHERE h.user_id = u.user_id) THEN 'new'
+      WHEN c.address_id IS NULL THEN 'returned'
+      WHEN {_UNCHANGED} THEN 'unchanged'
+      ELSE 'moved'
+    END
+"""
 _FILL_SNAPSHOT = f"""
     INSERT INTO stg_snapshot
-        (user_id, postcode, postcode_kind, local_authority_code, location_status,
-         current_address_id, current_postcode, stored_postcode, postcode_district,
-         postcode_token, current_token)
-    SELECT u.user_id, s.postcode, s.postcode_kind,
+        (user_id, postcode_kind, local_authority_code, location_status, change,
+         current_address_id, stored_postcode, postcode_district, postcode_token,
+         sex, birth_year, attributes_changed, pseudonym)
+    SELECT COALESCE(u.user_id, -s.position), s.postcode_kind,
            CASE
              WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
                THEN p.local_authority_code
@@ -164,60 +184,46 @@ _FILL_SNAPSHOT = f"""
              WHEN s.postcode_kind = 'partial' THEN 'partial_unresolved'
              ELSE s.postcode_kind
            END,
-           c.address_id, c.postcode, {{kept_postcode}}, {{district}},
-           s.postcode_token, c.postcode_token
-    FROM stg_latest s
-    JOIN dim_user u ON u.pseudonym = s.pseudonym
+           {_CHANGE},
+           c.address_id, {{kept_postcode}}, {{district}}, s.postcode_token,
+           s.sex, s.birth_year,
+           CASE WHEN u.sex <> s.sex OR u.birth_year IS DISTINCT FROM s.birth_year
+             THEN 1 ELSE 0 END,
+           CASE WHEN u.user_id IS NULL THEN s.pseudonym END
+    FROM ({{latest}}) s
+    LEFT JOIN dim_user u ON u.pseudonym = s.pseudonym
     LEFT JOIN user_address c ON c.user_id = u.user_id AND c.is_current
     LEFT JOIN stg_postcode p ON s.postcode_kind = 'full' AND p.postcode = s.postcode
     LEFT JOIN dim_postcode_district d ON s.postcode_kind = 'partial' AND d.outward = s.postcode
 """
-# A user whose current row has another postcode has moved. Rows keep a keyed token of the
-# full postcode, so a move is seen whatever precision the postcode itself is kept at; rows
-# loaded before tokens existed hold the full postcode and are compared by it.
-_UNCHANGED = (
-    "CASE WHEN s.current_token IS NOT NULL "
-    "THEN s.postcode_token IS NOT DISTINCT FROM s.current_token "
-    "ELSE s.postcode IS NOT DISTINCT FROM s.current_postcode END"
-)
-_MOVED = f"s.current_address_id IS NOT NULL AND NOT ({_UNCHANGED})"
-
-# Per location status: new users (no row ever), returned (rows, none current), moved and
-# unchanged. Only users without a current row look at their history.
-_CLASSIFY = f"""
-    SELECT s.location_status,
-      COUNT(*),
-      SUM(CASE WHEN s.current_address_id IS NULL AND NOT EXISTS
-                 (SELECT 1 FROM user_address h WHERE h.user_id = s.user_id)
-               THEN 1 ELSE 0 END),
-      SUM(CASE WHEN s.current_address_id IS NULL AND EXISTS
-                 (SELECT 1 FROM user_address h WHERE h.user_id = s.user_id)
-               THEN 1 ELSE 0 END),
-      SUM(CASE WHEN {_MOVED} THEN 1 ELSE 0 END),
-      SUM(CASE WHEN s.current_address_id IS NOT NULL AND ({_UNCHANGED})
-               THEN 1 ELSE 0 END)
-    FROM stg_snapshot s
-    GROUP BY s.location_status
+# Users per location status and change, and how many changed sex or birth year.
+_CLASSIFY = """
+    SELECT location_status, change, COUNT(*), SUM(attributes_changed)
+    FROM stg_snapshot
+    GROUP BY location_status, change
 """
 _CLOSE = "SET valid_to = :t, is_current = false, closed_run_id = :run_id"
-_CLOSE_MOVED = f"""
-    UPDATE user_address {_CLOSE}
-    WHERE address_id IN (SELECT s.current_address_id FROM stg_snapshot s WHERE {_MOVED})
-"""
-_CLOSE_ABSENT = f"""
+# One pass closes the current rows of movers and of users absent from the snapshot: every
+# current row except those of users whose address is unchanged.
+_CLOSE_MOVED_AND_ABSENT = f"""
     UPDATE user_address {_CLOSE}
     WHERE is_current
-      AND NOT EXISTS (SELECT 1 FROM stg_snapshot s WHERE s.user_id = user_address.user_id)
+      AND NOT EXISTS (SELECT 1 FROM stg_snapshot s
+                      WHERE s.user_id = user_address.user_id AND s.change = 'unchanged')
+"""
+_CLOSE_MOVED = f"""
+    UPDATE user_address {_CLOSE}
+    WHERE address_id IN (SELECT s.current_address_id FROM stg_snapshot s WHERE s.change = 'moved')
 """
 # New, returned and moved users open a row; everyone else in the snapshot keeps theirs.
-_OPEN_ROWS = f"""
+_OPEN_ROWS = """
     INSERT INTO user_address
         (user_id, postcode, postcode_district, postcode_token, postcode_kind,
          local_authority_code, location_status, valid_from, valid_to, is_current, opened_run_id)
     SELECT s.user_id, s.stored_postcode, s.postcode_district, s.postcode_token, s.postcode_kind,
            s.local_authority_code, s.location_status, :t, NULL, true, :run_id
     FROM stg_snapshot s
-    WHERE s.current_address_id IS NULL OR ({_MOVED})
+    WHERE s.change <> 'unchanged'
     ORDER BY s.user_id
 """
 
@@ -238,51 +244,46 @@ def merge_snapshot(
     at = {"t": as_of, "run_id": run_id}
     with bulk_work(conn):
         staged = conn.execute(text("SELECT COUNT(*) FROM stg_user")).scalar_one()
-        create_temp_table_as(conn, "stg_latest", _LATEST_POSTGRES if postgres else _LATEST_SQLITE)
-        analyze_temp_table(conn, "stg_latest")
+        analyze_temp_table(conn, "stg_user")
         create_temp_table(conn, "stg_postcode", _POSTCODE_COLUMNS, without_rowid=True)
         conn.execute(text(_FILL_POSTCODES))
         analyze_temp_table(conn, "stg_postcode")
 
-        if postgres:
-            conn.execute(text(_INSERT_USERS_POSTGRES), {"run_id": run_id})
-            conn.execute(text(_UPDATE_USERS_POSTGRES))
-        else:
-            conn.execute(text(_UPSERT_USERS_SQLITE), {"run_id": run_id})
         create_temp_table(
             conn, "stg_snapshot", _SNAPSHOT_COLUMNS.format(key="BIGINT" if postgres else "INTEGER")
         )
         fill = _FILL_SNAPSHOT.format(
+            latest=_LATEST_POSTGRES if postgres else _LATEST_SQLITE,
             kept_postcode=_KEPT_POSTCODE[LocationPrecision(precision)],
             district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
         )
         conn.execute(text(fill))
+        if conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id}).rowcount:
+            conn.execute(text(_KEY_NEW_USERS))
         analyze_temp_table(conn, "stg_snapshot")
 
-        statuses = conn.execute(text(_CLASSIFY)).all()
-        current_before = conn.execute(
-            text("SELECT COUNT(*) FROM user_address WHERE is_current")
-        ).scalar_one()
-
+        groups = conn.execute(text(_CLASSIFY)).all()
+        if any(row[3] for row in groups):
+            conn.execute(text(_UPDATE_CHANGED_USERS))
         when = bindparam("t", type_=DateTime())
-        conn.execute(text(_CLOSE_MOVED).bindparams(when), at)
-        if absent == "close":
-            conn.execute(text(_CLOSE_ABSENT).bindparams(when), at)
+        close = _CLOSE_MOVED_AND_ABSENT if absent == "close" else _CLOSE_MOVED
+        closed = conn.execute(text(close).bindparams(when), at).rowcount
         conn.execute(text(_OPEN_ROWS).bindparams(when), at)
 
-    in_snapshot = sum(int(row[1]) for row in statuses)
-    new, returned, moved, unchanged = (
-        sum(int(row[k] or 0) for row in statuses) for k in range(2, 6)
-    )
+    changes: dict[str, int] = dict.fromkeys(("new", "returned", "moved", "unchanged"), 0)
+    statuses: dict[str, int] = {}
+    for status, change, users, _ in groups:
+        changes[change] += int(users)
+        statuses[status] = statuses.get(status, 0) + int(users)
+    in_snapshot = sum(changes.values())
     return MergeCounts(
         users_in_snapshot=in_snapshot,
         duplicates=staged - in_snapshot,
-        new=new,
-        returned=returned,
-        moved=moved,
-        # Every current row belongs to a user in the snapshot (moved or unchanged) or to one
-        # who left.
-        left=int(current_before) - moved - unchanged if absent == "close" else 0,
-        unchanged=unchanged,
-        location=LocationCounts(**{row[0]: int(row[1]) for row in statuses}),
+        new=changes["new"],
+        returned=changes["returned"],
+        moved=changes["moved"],
+        # The rows closed are the movers' and, when absent users are closed, the leavers'.
+        left=closed - changes["moved"] if absent == "close" else 0,
+        unchanged=changes["unchanged"],
+        location=LocationCounts(**statuses),
     )
