@@ -195,3 +195,39 @@ def test_intervals_never_overlap(four_snapshots: list[object], engine: Engine) -
             assert end is not None
             assert end <= start
         assert sum(current for *_, current in rows) <= 1
+
+
+def test_user_ids_are_dense_and_numbered_in_pseudonym_order_per_load(
+    load_snapshot: LoadSnapshot, engine: Engine
+) -> None:
+    """New users get the next ids after every known one; none are skipped.
+
+    On SQLite they come from the staging table's key sequence, in pseudonym order (the order
+    the merge reads them in); on PostgreSQL from dim_user's own sequence, in no set order.
+    After a load, a plain INSERT still gets a fresh id on both.
+    """
+    first = [user(f"first{i}@example.com", "AB1 1AA") for i in range(7)]
+    second = [*first[:3], *(user(f"second{i}@example.com", "CV4 9RE") for i in range(5))]
+    load_snapshot(first, "2024-01-01")
+    load_snapshot(second, "2024-02-01")
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT user_id, pseudonym, first_run_id FROM dim_user ORDER BY user_id")
+        ).all()
+    assert [row.user_id for row in rows] == list(range(1, 13))
+    if engine.dialect.name == "sqlite":
+        for run_id in (1, 2):
+            pseudonyms = [row.pseudonym for row in rows if row.first_run_id == run_id]
+            assert pseudonyms == sorted(pseudonyms)
+    assert {row.pseudonym for row in rows if row.first_run_id == 2} == {
+        _id(f"second{i}@example.com") for i in range(5)
+    }
+    with engine.begin() as conn:
+        fresh = conn.execute(
+            text(
+                "INSERT INTO dim_user (pseudonym, sex, first_run_id) "
+                "VALUES ('x', 'U', 1) RETURNING user_id"
+            )
+        ).scalar_one()
+    assert fresh == 13

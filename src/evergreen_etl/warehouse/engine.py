@@ -12,6 +12,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from evergreen_etl.errors import ConfigurationError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_PAGE_BYTES = 16_384
+SQLITE_TEMP_PAGE_BYTES = 65_536
 
 
 def make_engine(url: str) -> Engine:
@@ -55,10 +57,18 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # A new warehouse gets 16 KiB pages (SQLite's default is 4 KiB): a merge rewrites most
+        # of user_address's pages, and bigger pages take a quarter of the system calls to read,
+        # log and checkpoint them. Set before WAL mode, which fixes the size; an existing
+        # database keeps the size it was created with.
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Temporary tables (a snapshot's million staged rows) spill to a temporary file in
+        # pages: 64 KiB ones take a sixteenth of the system calls of the default 4 KiB.
+        cursor.execute(f"PRAGMA temp.page_size={SQLITE_TEMP_PAGE_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

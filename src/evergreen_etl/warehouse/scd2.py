@@ -91,21 +91,25 @@ _FILL_POSTCODES = """
     JOIN dim_postcode p ON p.postcode = s.postcode
 """
 
-# A user new to the warehouse enters stg_snapshot under a stand-in key, minus their position
-# in the file (unique, and below every real user_id), with their pseudonym. They then get
-# their dim_user row, in pseudonym order, and stg_snapshot their real user_id. Sex and birth
-# year are type 1 attributes: the fill flags known users whose values changed, and only
-# those are updated.
-_INSERT_NEW_USERS = """
-    INSERT INTO dim_user (pseudonym, sex, birth_year, first_run_id)
-    SELECT s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_snapshot s
-    WHERE s.user_id < 0
-    ORDER BY s.pseudonym
+# A user new to the warehouse gets their user_id in the fill, next in line after every known
+# one: on SQLite from stg_snapshot's AUTOINCREMENT key, whose sequence starts at the largest
+# user_id (so new users are numbered in pseudonym order, the order they are read in); on
+# PostgreSQL from dim_user's own sequence. Their dim_user rows are then inserted with those
+# ids. Sex and birth year are type 1 attributes: the fill flags known users whose values
+# changed, and only those are updated.
+_NEW_USER_ID = {
+    "sqlite": "NULL",
+    "postgresql": "nextval(pg_get_serial_sequence('dim_user', 'user_id'))",
+}
+_START_SQLITE_KEYS = """
+    INSERT INTO temp.sqlite_sequence (name, seq)
+    SELECT 'stg_snapshot', COALESCE(MAX(user_id), 0) FROM dim_user
 """
-_KEY_NEW_USERS = """
-    UPDATE stg_snapshot
-    SET user_id = (SELECT u.user_id FROM dim_user u WHERE u.pseudonym = stg_snapshot.pseudonym)
-    WHERE user_id < 0
+_INSERT_NEW_USERS = """
+    INSERT INTO dim_user (user_id, pseudonym, sex, birth_year, first_run_id)
+    SELECT s.user_id, s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_snapshot s
+    WHERE s.change = 'new'
+    ORDER BY s.user_id
 """
 _UPDATE_CHANGED_USERS = """
     UPDATE dim_user SET sex = s.sex, birth_year = s.birth_year
@@ -118,9 +122,9 @@ _UPDATE_CHANGED_USERS = """
 # again. On SQLite, INTEGER PRIMARY KEY makes user_id the rowid, so the table is scanned in
 # user_id order, the order of the user_address indexes the merge probes.
 _SNAPSHOT_COLUMNS = (
-    "user_id {key} PRIMARY KEY, postcode_kind VARCHAR(8) NOT NULL, "
+    "user_id {key}, postcode_kind VARCHAR(8) NOT NULL, "
     "local_authority_code VARCHAR(16) NOT NULL, location_status VARCHAR(20) NOT NULL, "
-    "change VARCHAR(9) NOT NULL, current_address_id {key}, stored_postcode VARCHAR(8), "
+    "change VARCHAR(9) NOT NULL, current_address_id {id_type}, stored_postcode VARCHAR(8), "
     "postcode_district VARCHAR(4), postcode_token VARCHAR(32), sex VARCHAR(1) NOT NULL, "
     "birth_year INTEGER, attributes_changed SMALLINT NOT NULL, pseudonym VARCHAR(64)"
 )
@@ -167,7 +171,7 @@ _FILL_SNAPSHOT = f"""
         (user_id, postcode_kind, local_authority_code, location_status, change,
          current_address_id, stored_postcode, postcode_district, postcode_token,
          sex, birth_year, attributes_changed, pseudonym)
-    SELECT COALESCE(u.user_id, -s.position), s.postcode_kind,
+    SELECT COALESCE(u.user_id, {{new_user_id}}), s.postcode_kind,
            CASE
              WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
                THEN p.local_authority_code
@@ -249,17 +253,20 @@ def merge_snapshot(
         conn.execute(text(_FILL_POSTCODES))
         analyze_temp_table(conn, "stg_postcode")
 
-        create_temp_table(
-            conn, "stg_snapshot", _SNAPSHOT_COLUMNS.format(key="BIGINT" if postgres else "INTEGER")
-        )
+        key = "BIGINT PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
+        id_type = "BIGINT" if postgres else "INTEGER"
+        create_temp_table(conn, "stg_snapshot", _SNAPSHOT_COLUMNS.format(key=key, id_type=id_type))
+        if not postgres:
+            conn.execute(text("DELETE FROM temp.sqlite_sequence WHERE name = 'stg_snapshot'"))
+            conn.execute(text(_START_SQLITE_KEYS))
         fill = _FILL_SNAPSHOT.format(
             latest=_LATEST_POSTGRES if postgres else _LATEST_SQLITE,
+            new_user_id=_NEW_USER_ID[conn.dialect.name],
             kept_postcode=_KEPT_POSTCODE[LocationPrecision(precision)],
             district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
         )
         conn.execute(text(fill))
-        if conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id}).rowcount:
-            conn.execute(text(_KEY_NEW_USERS))
+        conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
         analyze_temp_table(conn, "stg_snapshot")
 
         groups = conn.execute(text(_CLASSIFY)).all()

@@ -1,0 +1,65 @@
+"""The SQLite connection settings every warehouse connection gets (WAL, keys, page sizes)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import text
+
+from evergreen_etl.warehouse.engine import (
+    SQLITE_PAGE_BYTES,
+    SQLITE_TEMP_PAGE_BYTES,
+    make_engine,
+)
+from evergreen_etl.warehouse.migrate import upgrade
+
+
+def _pragma(url: str, name: str) -> object:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_new_warehouse_is_in_wal_mode_with_16k_pages(tmp_path: Path) -> None:
+    """Created by the package, the file has 16 KiB pages, WAL and foreign keys on."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    upgrade(url)
+
+    assert _pragma(url, "page_size") == SQLITE_PAGE_BYTES == 16_384
+    assert _pragma(url, "journal_mode") == "wal"
+    assert _pragma(url, "foreign_keys") == 1
+
+
+def test_an_existing_warehouse_keeps_its_page_size(tmp_path: Path) -> None:
+    """A database made elsewhere with 4 KiB pages is used as it is, not rebuilt."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("CREATE TABLE t (x INTEGER)")
+        raw.execute("INSERT INTO t VALUES (1)")
+    url = f"sqlite:///{path}"
+
+    assert _pragma(url, "page_size") == 4096
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT x FROM t")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_temporary_tables_use_64k_pages(tmp_path: Path) -> None:
+    """The staging tables of a merge live in a temporary database with 64 KiB pages."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE scratch (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO scratch VALUES (1)")
+            size = conn.exec_driver_sql("PRAGMA temp.page_size").scalar()
+    finally:
+        engine.dispose()
+    assert size == SQLITE_TEMP_PAGE_BYTES == 65_536
