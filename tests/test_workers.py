@@ -5,13 +5,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 
 import pytest
 
+import evergreen_etl
 from evergreen_etl.errors import SourceError
 from evergreen_etl.workers import WorkerBatches
 
@@ -275,3 +278,70 @@ def test_a_source_error_from_a_spawned_worker_keeps_its_message() -> None:
         thread.join()
 
     assert str(raised.value) == message
+
+
+# Enters WorkerBatches (forked: one thread), reads a batch while the worker floods the pipe,
+# prints the worker's pid and start time, then dies by SIGKILL: no __exit__, no atexit.
+_ORPHANING_PROGRAM = """
+import os, signal, threading
+from evergreen_etl.workers import WorkerBatches
+
+def flood():
+    yield [os.getpid()]
+    while True:
+        yield [0] * 100_000  # some 200 kB pickled: the pipe fills and the worker waits in send
+
+assert threading.active_count() == 1  # so the worker is forked
+with WorkerBatches(flood, (), label="flood", what="flooder") as batches:
+    pid = next(iter(batches))[0]
+    assert pid == batches._worker.pid
+    with open(f"/proc/{pid}/stat") as stat:  # our unreaped child: the pid is still its
+        start_time = stat.read().rpartition(")")[2].split()[19]
+    print(pid, start_time, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _lives(pid: int, start_time: str) -> bool:
+    """True while that process (not a later one with its pid) runs; a zombie has ended."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return False
+    return fields[19] == start_time and fields[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is used on Linux only; reads /proc")
+def test_a_forked_worker_whose_parent_is_killed_ends(tmp_path: Path) -> None:
+    """Orphaned by SIGKILL while it waits on a full pipe, the worker ends: it holds no reader.
+
+    Had the worker kept its inherited copy of the read end, its send would wait forever for
+    a reader that is itself.
+    """
+    src = Path(str(evergreen_etl.__file__)).parent.parent
+    paths = [str(src), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:  # files, not pipes: an orphan
+        program = subprocess.run(  # holding a pipe's write end would block its reader
+            [sys.executable, "-c", _ORPHANING_PROGRAM],
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+    assert program.returncode == -signal.SIGKILL, err.read_text()
+    pid_text, start_time = out.read_text().split()
+    pid = int(pid_text)
+
+    deadline = time.monotonic() + 20  # a hang check, not a timing one
+    try:
+        while _lives(pid, start_time) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _lives(pid, start_time), f"orphaned worker {pid} still running after 20 s"
+    finally:
+        if _lives(pid, start_time):
+            os.kill(pid, signal.SIGKILL)

@@ -201,6 +201,7 @@ def _load_in_transaction(
     details: dict[str, Any] = {
         "location": merged.location.model_dump(),
         "location_precision": precision.value,
+        "attributes_updated": merged.attributes_updated,
         "anonymise": {
             k: summary.get(k)
             for k in ("records_read", "rejects_by_reason", "postcodes_by_kind", "input_format")
@@ -256,6 +257,7 @@ def _load_in_transaction(
         moved=merged.moved,
         left=merged.left,
         unchanged=merged.unchanged,
+        attributes_updated=merged.attributes_updated,
         rejected=rejected,
         location=merged.location,
         smallest_k=risk.smallest_k if risk is not None else None,

@@ -120,6 +120,9 @@ class LoadResult(_Frozen):
     moved: int
     left: int
     unchanged: int
+    attributes_updated: int = Field(
+        0, description="known users whose sex or birth year changed (type 1: overwritten)"
+    )
     rejected: int
     location: LocationCounts
     smallest_k: int | None = Field(None, description="k-anonymity after the load, if measured")

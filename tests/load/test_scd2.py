@@ -231,3 +231,42 @@ def test_user_ids_are_dense_and_numbered_in_pseudonym_order_per_load(
             )
         ).scalar_one()
     assert fresh == 13
+
+
+def test_sex_and_birth_year_are_overwritten_and_counted_only_when_they_change(
+    load_snapshot: LoadSnapshot, engine: Engine
+) -> None:
+    """Type 1 attributes: a changed sex or birth year overwrites dim_user and is counted once.
+
+    New users are not counted (they have no earlier values), nor are users whose values stay.
+    """
+    first = load_snapshot(
+        [
+            user("alice@example.com", "AB1 1AA", sex="F", dateOfBirth="1980-01-01"),
+            user("bob@example.com", "AB1 1AA", sex="M", dateOfBirth="1970-01-01"),
+            user("carol@example.com", "AB1 1AA", sex="F", dateOfBirth="1990-01-01"),
+        ],
+        "2024-01-01",
+    )
+    second = load_snapshot(
+        [
+            user("alice@example.com", "AB1 1AA", sex="F", dateOfBirth="1981-01-01"),  # year
+            user("bob@example.com", "AB1 1AA", sex="female", dateOfBirth="1970-06-30"),  # sex
+            user("carol@example.com", "AB1 1AA", sex="F", dateOfBirth="1990-12-31"),  # same
+            user("dave@example.com", "AB1 1AA", sex="M", dateOfBirth="2000-01-01"),  # new
+        ],
+        "2024-02-01",
+    )
+
+    assert first.attributes_updated == 0
+    assert second.attributes_updated == 2
+    assert (second.new, second.unchanged) == (1, 3)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT pseudonym, sex, birth_year FROM dim_user")).all()
+    stored = {pseudonym: (sex, year) for pseudonym, sex, year in rows}
+    assert stored == {
+        _id("alice@example.com"): ("F", 1981),
+        _id("bob@example.com"): ("F", 1970),
+        _id("carol@example.com"): ("F", 1990),
+        _id("dave@example.com"): ("M", 2000),
+    }

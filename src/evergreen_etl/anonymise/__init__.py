@@ -19,7 +19,7 @@ from evergreen_etl.anonymise.pseudonym import PseudonymKey, load_key, normalise_
 from evergreen_etl.collector import collector_paused
 from evergreen_etl.errors import DataQualityError, SourceError
 from evergreen_etl.extract.fetch import file_sha256
-from evergreen_etl.extract.manifest import read_manifest, source_label
+from evergreen_etl.extract.manifest import manifest_path, read_manifest, source_label
 from evergreen_etl.models import AnonymiseResult, ManifestEntry
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
 from evergreen_etl.progress import Progress
@@ -173,11 +173,29 @@ def _fingerprint(settings: Settings, source: Path, key: PseudonymKey) -> dict[st
         except OSError:  # installed without sources: the version names the rules
             rules.update(f"{module} {_package_version()}".encode())
     return {
-        "source_sha256": entry.sha256 if entry else file_sha256(source),
+        "source_sha256": _source_sha256(settings, source, entry),
         "key_id": key.key_id,
         "rules_sha256": rules.hexdigest(),
         "latest_birth_year": datetime.now(UTC).year,
     }
+
+
+def _source_sha256(settings: Settings, source: Path, entry: ManifestEntry | None) -> str:
+    """The manifest's checksum while the file is still the one extract recorded, else hashed.
+
+    Extract writes the manifest after the file: a file of another size, or changed after the
+    manifest was written (edited by hand, or an extract killed between the two), is hashed.
+    """
+    if entry is not None:
+        try:
+            stat = source.stat()
+            manifest = manifest_path(settings.raw_dir).stat()
+        except OSError:
+            pass
+        else:
+            if stat.st_size == entry.size and stat.st_mtime_ns <= manifest.st_mtime_ns:
+                return entry.sha256
+    return file_sha256(source)
 
 
 def _package_version() -> str:

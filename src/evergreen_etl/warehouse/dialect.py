@@ -25,6 +25,7 @@ BATCH_ROWS = 10_000
 # SQLite's page cache during a bulk load or merge (the default is 2 MiB). Big enough to keep
 # the B-tree pages an ordered insert or join is working on; small next to the 200 MB budget.
 SQLITE_BULK_CACHE_KIB = 16 * 1024
+POSTGRES_BULK_WORK_MEM = "64MB"
 _CSV_BLOCK_CHARS = 1 << 20
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises loads.
 _ADVISORY_LOCK_KEY = 0x45564552475245  # "EVERGRE"
@@ -42,11 +43,15 @@ def bulk_work(conn: Connection) -> Iterator[None]:
 
     On SQLite the page caches of the database and of its temporary tables each grow to
     ``SQLITE_BULK_CACHE_KIB`` and sorts may use a helper thread for the length of the block;
-    all are put back afterwards (the connection may go back to a pool). PostgreSQL's memory is
-    the server's business. On both, Python's cyclic garbage collector pauses (see
-    ``evergreen_etl.collector``): the rows streamed through hold no cycles.
+    all are put back afterwards (the connection may go back to a pool). PostgreSQL gets a
+    ``work_mem`` of ``POSTGRES_BULK_WORK_MEM`` for the rest of the transaction. On both,
+    Python's cyclic garbage collector pauses (see ``evergreen_etl.collector``): the rows
+    streamed through hold no cycles.
     """
     if is_postgres(conn):
+        # Sorts and hashes of a million staged rows in memory rather than in temporary files,
+        # for this transaction only (the server's default is 4 MB).
+        conn.execute(text(f"SET LOCAL work_mem = '{POSTGRES_BULK_WORK_MEM}'"))
         with collector_paused():
             yield
         return

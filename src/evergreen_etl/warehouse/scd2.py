@@ -49,6 +49,7 @@ class MergeCounts:
     moved: int
     left: int
     unchanged: int
+    attributes_updated: int
     location: LocationCounts
 
 
@@ -191,7 +192,8 @@ _FILL_SNAPSHOT = f"""
            {_CHANGE},
            c.address_id, {{kept_postcode}}, {{district}}, s.postcode_token,
            s.sex, s.birth_year,
-           CASE WHEN u.sex <> s.sex OR u.birth_year IS DISTINCT FROM s.birth_year
+           CASE WHEN u.user_id IS NOT NULL
+                 AND (u.sex <> s.sex OR u.birth_year IS DISTINCT FROM s.birth_year)
              THEN 1 ELSE 0 END,
            CASE WHEN u.user_id IS NULL THEN s.pseudonym END
     FROM ({{latest}}) s
@@ -270,7 +272,8 @@ def merge_snapshot(
         analyze_temp_table(conn, "stg_snapshot")
 
         groups = conn.execute(text(_CLASSIFY)).all()
-        if any(row[3] for row in groups):
+        attributes_updated = sum(int(row[3] or 0) for row in groups)
+        if attributes_updated:
             conn.execute(text(_UPDATE_CHANGED_USERS))
         when = bindparam("t", type_=DateTime())
         close = _CLOSE_MOVED_AND_ABSENT if absent == "close" else _CLOSE_MOVED
@@ -292,5 +295,6 @@ def merge_snapshot(
         # The rows closed are the movers' and, when absent users are closed, the leavers'.
         left=closed - changes["moved"] if absent == "close" else 0,
         unchanged=changes["unchanged"],
+        attributes_updated=attributes_updated,
         location=LocationCounts(**statuses),
     )

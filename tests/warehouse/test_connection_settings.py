@@ -1,12 +1,14 @@
-"""The SQLite connection settings every warehouse connection gets (WAL, keys, page sizes)."""
+"""Connection settings: SQLite's WAL, keys and page sizes; PostgreSQL's memory for bulk work."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from evergreen_etl.warehouse.dialect import POSTGRES_BULK_WORK_MEM, bulk_work
 from evergreen_etl.warehouse.engine import (
     SQLITE_PAGE_BYTES,
     SQLITE_TEMP_PAGE_BYTES,
@@ -63,3 +65,20 @@ def test_temporary_tables_use_64k_pages(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert size == SQLITE_TEMP_PAGE_BYTES == 65_536
+
+
+@pytest.mark.postgres
+def test_postgres_bulk_work_raises_work_mem_for_its_transaction_only(pg_url: str) -> None:
+    """Inside bulk_work the merge's sorts get POSTGRES_BULK_WORK_MEM; the next transaction not."""
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            default = conn.execute(text("SHOW work_mem")).scalar()
+            conn.commit()
+            with conn.begin(), bulk_work(conn):
+                inside = conn.execute(text("SHOW work_mem")).scalar()
+            after = conn.execute(text("SHOW work_mem")).scalar()
+    finally:
+        engine.dispose()
+    assert inside == POSTGRES_BULK_WORK_MEM == "64MB"
+    assert after == default != inside
