@@ -53,7 +53,7 @@ wheel-smoke: wheel ## Install the wheel into a fresh virtualenv outside the repo
 	scripts/wheel-smoke.sh dist
 
 bench: $(STAMP) ## Benchmarks at national scale (see benchmarks/README.md)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --repeat 3
 
 docker-build: ## Build the container image (needs a Docker engine)
 	docker build -t evergreen-etl:latest .

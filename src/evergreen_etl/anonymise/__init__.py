@@ -422,9 +422,10 @@ def _write_staged(
         Progress("anonymise", unit="records", enabled=progress) as bar,
         collector_paused(),
     ):
-        out = csv.writer(staged_handle)
+        # Unix line ends: the loader splits lines without rewriting "\r\n" first.
+        out = csv.writer(staged_handle, lineterminator="\n")
         out.writerow(STAGED_COLUMNS)
-        rej = csv.writer(rejects_handle)
+        rej = csv.writer(rejects_handle, lineterminator="\n")
         rej.writerow(REJECT_COLUMNS)
         for batch in prepared:
             records += len(batch)
