@@ -57,11 +57,17 @@ def generate(directory: Path, *, postcodes: int, users: int, seed: int) -> dict[
 
 def load_postcodes_only(zip_path: Path, database_url: str) -> dict[str, Any]:
     """Migrate an empty warehouse, then time ``load_postcodes`` in one committed transaction."""
+    from sqlalchemy.engine import make_url
+
     from evergreen_etl.sources.nspl import PostcodeLookupReader
     from evergreen_etl.warehouse.engine import make_engine
     from evergreen_etl.warehouse.lookup import load_postcodes
     from evergreen_etl.warehouse.migrate import upgrade
 
+    database = make_url(database_url).database
+    if make_url(database_url).get_backend_name() == "sqlite" and database:
+        for suffix in ("", "-wal", "-shm"):  # a repeated run starts from an empty file too
+            Path(database + suffix).unlink(missing_ok=True)
     upgrade(database_url)
     engine = make_engine(database_url)
     try:

@@ -13,9 +13,9 @@ from evergreen_etl.anonymise import anonymise
 from evergreen_etl.anonymise.pseudonym import PseudonymKey
 from evergreen_etl.errors import DataQualityError
 from evergreen_etl.settings import Settings
+from support.keys import TEST_KEY
 from support.sources import user, write_users
 
-TEST_KEY = "0f4c2a9e7b1d3f5a8c6e0b2d4f6a8c0e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a"
 STAGED_FILES = {"users.csv", "rejects.csv", "summary.json"}
 
 # Six records, written as NDJSON so that a record's line is its position.
@@ -27,12 +27,6 @@ RECORDS: list[dict[str, Any]] = [
     user("sam@example.com", "NOT KNOWN", sex=""),
     user(None, "AB1 3QF"),
 ]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings with a fixed key and no reject-rate limit."""
-    return Settings(data_dir=tmp_path / "data", pseudonym_key=TEST_KEY, max_reject_rate=1.0)
 
 
 @pytest.fixture

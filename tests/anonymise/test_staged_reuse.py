@@ -53,12 +53,6 @@ def _module() -> ModuleType:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings with a fixed key and no reject-rate limit."""
-    return Settings(data_dir=tmp_path / "data", pseudonym_key=TEST_KEY, max_reject_rate=1.0)
-
-
-@pytest.fixture
 def users_path(tmp_path: Path) -> Path:
     """The four sample records as NDJSON."""
     return write_users(tmp_path / "users.json", RECORDS, style="ndjson")

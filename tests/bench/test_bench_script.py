@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,18 +27,14 @@ STEPS = {
 }
 
 
-@pytest.mark.slow
-def test_benchmark_measures_every_step_at_both_scales(tmp_path: Path) -> None:
-    """A tiny SQLite run prints the table and the goals, and writes every step of both scales."""
+def _bench(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run benchmarks/run.py with ``options``; its output and its JSON results."""
     out = tmp_path / "results.json"
     result = subprocess.run(
         [
             sys.executable,
             str(REPO / "benchmarks" / "run.py"),
-            "--postcodes",
-            "2000",
-            "--users",
-            "300",
+            *options,
             "--out",
             str(out),
             "--work-dir",
@@ -49,9 +46,15 @@ def test_benchmark_measures_every_step_at_both_scales(tmp_path: Path) -> None:
         timeout=600,
         check=False,
     )
-
     assert result.returncode == 0, result.stderr
-    results = json.loads(out.read_text())
+    return result, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_benchmark_measures_every_step_at_both_scales(tmp_path: Path) -> None:
+    """A tiny SQLite run prints the table and the goals, and writes every step of both scales."""
+    result, results = _bench(tmp_path, "--postcodes", "2000", "--users", "300")
+
     scales = {step["scale"] for step in results["steps"]}
     assert scales == {"small 200/30", "large 2k/300"}
     for scale in scales:
@@ -73,32 +76,10 @@ def test_repeat_reruns_from_the_same_state_and_keeps_the_fastest(tmp_path: Path)
     Were the warehouse not restored, the second merge would find the snapshot loaded and do
     nothing; were staged/ not cleared, the second anonymise would reuse the first's output.
     """
-    out = tmp_path / "results.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "run.py"),
-            "--small",
-            "--postcodes",
-            "20000",
-            "--users",
-            "3000",
-            "--repeat",
-            "2",
-            "--out",
-            str(out),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    _, results = _bench(
+        tmp_path, "--small", "--postcodes", "20000", "--users", "3000", "--repeat", "2"
     )
 
-    assert result.returncode == 0, result.stderr
-    results = json.loads(out.read_text())
     steps = {step["name"]: step for step in results["steps"]}
     assert results["environment"]["repeat"] == 2
     for name in ("anonymise", "load (SCD2 merge 2)", "report"):
