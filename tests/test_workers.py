@@ -17,6 +17,7 @@ import pytest
 import evergreen_etl
 from evergreen_etl.errors import SourceError
 from evergreen_etl.workers import WorkerBatches
+from support.processes import is_running
 
 SECRET = "secret@example.com"
 # A value the test changes at run time: a forked worker sees the change, a spawned one
@@ -75,14 +76,6 @@ def _mark() -> Generator[list[str], None, str]:
 
 def _worker_pid(batches: Iterator[list[int]]) -> int:
     return next(batches)[0]
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(autouse=True)
@@ -185,11 +178,11 @@ def test_breaking_out_early_stops_the_worker(
         pid = _worker_pid(batch_iter)
         for _ in batch_iter:
             break
-        assert _is_running(pid)
+        assert is_running(pid)
 
     assert time.monotonic() - started < 10
     assert multiprocessing.active_children() == []
-    assert not _is_running(pid)
+    assert not is_running(pid)
     assert batches.result is None
 
 
@@ -198,7 +191,7 @@ def _fail_while_consuming(pids: list[int]) -> None:
         batch_iter = iter(batches)
         pids.append(_worker_pid(batch_iter))
         next(batch_iter)
-        assert _is_running(pids[0])
+        assert is_running(pids[0])
         raise KeyError("consumer")
 
 
@@ -211,7 +204,7 @@ def test_an_error_in_the_consumer_stops_the_worker() -> None:
 
     assert len(pids) == 1
     assert multiprocessing.active_children() == []
-    assert not _is_running(pids[0])
+    assert not is_running(pids[0])
 
 
 def test_iterating_without_entering_is_refused() -> None:

@@ -26,6 +26,7 @@ from evergreen_etl.models import AnonymiseResult
 from evergreen_etl.settings import Settings
 from evergreen_etl.workers import WorkerBatches
 from support.keys import TEST_KEY
+from support.processes import is_running
 from support.sources import user, write_users
 
 # The module itself: ``evergreen_etl.anonymise`` is the package's lazily exported function.
@@ -214,18 +215,10 @@ def _summary(settings: Settings) -> dict[str, Any]:
     return summary
 
 
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _assert_worker_gone(workers: list[int]) -> None:
     assert len(workers) == 1
     assert multiprocessing.active_children() == []
-    assert not _is_running(workers[0])
+    assert not is_running(workers[0])
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -343,7 +336,7 @@ def test_a_bad_users_file_fails_alike_and_keeps_the_earlier_staged_files(
     assert messages[True] == messages[False] == expected
     assert len(workers) == 2  # the good and the bad run of the worker mode
     assert multiprocessing.active_children() == []
-    assert not any(_is_running(pid) for pid in workers)
+    assert not any(is_running(pid) for pid in workers)
 
 
 def test_a_deeply_nested_field_is_staged_alike(
