@@ -91,12 +91,7 @@ def anonymise(
         read, rejected = counts["records"], counts["rejected"]
         if read == 0:
             raise DataQualityError(f"{label}: holds no user records; nothing was staged")
-        if rejected / read > limit:
-            raise DataQualityError(
-                f"{label}: {rejected} of {read} records rejected "
-                f"({rejected / read:.1%}, above the limit of {limit:.1%}); see the reasons with "
-                "--max-reject-rate 1 and staged/rejects.csv"
-            )
+        _check_reject_rate(label, read, rejected, limit)
         result = AnonymiseResult(
             records_read=read,
             users_staged=read - rejected,
@@ -234,14 +229,19 @@ def _reuse_staged(
     except (OSError, ValueError, TypeError, AttributeError):
         return None  # no usable earlier run: anonymise
     fingerprint["staged_bytes"] = sizes
-    read, rejected = result.records_read, result.rejected
-    if read and rejected / read > limit:
+    if result.records_read:
+        _check_reject_rate(label, result.records_read, result.rejected, limit)
+    return result
+
+
+def _check_reject_rate(label: str, read: int, rejected: int, limit: float) -> None:
+    """Refuse a snapshot with too many records that could not be keyed (counts only, no data)."""
+    if rejected / read > limit:
         raise DataQualityError(
             f"{label}: {rejected} of {read} records rejected "
             f"({rejected / read:.1%}, above the limit of {limit:.1%}); see the reasons with "
             "--max-reject-rate 1 and staged/rejects.csv"
         )
-    return result
 
 
 def _write_summary(
