@@ -193,8 +193,10 @@ def _load_in_transaction(
     else:
         log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
 
-    stage_snapshot(conn, staged_users)
-    merged = merge_snapshot(conn, as_of=as_of, run_id=run_id, absent=absent, precision=precision)
+    staged = stage_snapshot(conn, staged_users)
+    merged = merge_snapshot(
+        conn, staged=staged, as_of=as_of, run_id=run_id, absent=absent, precision=precision
+    )
     failpoint("load.merged")
     risk = k_guard.check(conn, as_of) if k_guard is not None else None
     rejected = int(summary.get("rejected", 0))

@@ -237,19 +237,20 @@ _OPEN_ROWS = """
 def merge_snapshot(
     conn: Connection,
     *,
+    staged: int,
     as_of: datetime,
     run_id: int,
     absent: AbsentPolicy = "close",
     precision: LocationPrecision = LocationPrecision.POSTCODE,
 ) -> MergeCounts:
-    """Merge ``stg_user`` into ``dim_user`` and ``user_address`` at time ``as_of``.
+    """Merge ``stg_user`` (``staged`` records, as ``stage_snapshot`` counted them) into
+    ``dim_user`` and ``user_address`` at time ``as_of``.
 
     ``precision`` decides what is kept of each postcode (the authority is always kept).
     """
     postgres = is_postgres(conn)
     at = {"t": as_of, "run_id": run_id}
     with bulk_work(conn):
-        staged = conn.execute(text("SELECT COUNT(*) FROM stg_user")).scalar_one()
         analyze_temp_table(conn, "stg_user")
         create_temp_table(conn, "stg_postcode", _POSTCODE_COLUMNS, without_rowid=True)
         conn.execute(text(_FILL_POSTCODES))
