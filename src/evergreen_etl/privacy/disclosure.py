@@ -50,7 +50,7 @@ class NoDisclosureControl:
 
 @dataclass(frozen=True)
 class MinCount:
-    """``--min-count K``: every count below K (zero included) is suppressed."""
+    """``--min-count K``: every count below K (zero included), totals too, is suppressed."""
 
     k: int
     name: str = "min-count"
@@ -64,8 +64,8 @@ class MinCount:
         return None if count < self.k else count
 
     def publish_total(self, total: int) -> int | None:
-        """Totals are published as they are: the headline report's contract."""
-        return total
+        """A total below k is suppressed too: it would show how few users the rows hold."""
+        return self.publish(total)
 
 
 def round_to_nearest(count: int, base: int = NHS_ROUND_TO) -> int:

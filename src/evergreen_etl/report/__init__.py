@@ -33,6 +33,7 @@ from evergreen_etl.report.disclosure import (
 from evergreen_etl.report.html import render_html
 from evergreen_etl.report.pictures import Chart, chart, user_map
 from evergreen_etl.report.png import render_png
+from evergreen_etl.report.publication import protection
 from evergreen_etl.report.results import Analysis, Boundaries, LocalAuthorityUsers, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
@@ -88,7 +89,15 @@ def report(
     spec: ReportSpec[LocalAuthorityUsers] = REPORTS[HEADLINE]
     with open_warehouse(settings, engine) as eng:
         raw = run_sql(eng, spec.sql, _parameters(moment, boundaries))
-    result = published(spec, raw, rule, as_of=moment, boundaries=boundaries)
+        guard = protection(eng, spec, raw, as_of=moment, boundaries=boundaries, rule=rule)
+    result = published(
+        spec,
+        raw,
+        rule,
+        as_of=moment,
+        boundaries=boundaries,
+        hide=guard.columns if guard else None,
+    )
     true_total = sum(int(row["users"]) for row in raw)
     # Report.total is an int by contract: a rule that would hide it keeps the true total.
     published_total = rule.publish_total(true_total)
@@ -140,7 +149,17 @@ def analysis(
     parameters.update(from_time=start, to_time=moment)
     with open_warehouse(settings, engine) as eng:
         raw = run_sql(eng, spec.sql, parameters, spec.result_types)
-    return published(spec, raw, rule, as_of=moment, from_time=start, boundaries=boundaries)
+        guard = protection(eng, spec, raw, as_of=moment, boundaries=boundaries, rule=rule)
+    return published(
+        spec,
+        raw,
+        rule,
+        as_of=moment,
+        from_time=start,
+        boundaries=boundaries,
+        hide=guard.columns if guard else None,
+        hide_totals=guard.totals if guard else (),
+    )
 
 
 def pictures(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -318,10 +318,19 @@ def published(
     as_of: datetime,
     from_time: datetime | None = None,
     boundaries: Boundaries | None = None,
+    hide: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+    hide_totals: Collection[str] = (),
 ) -> Analysis[RowT]:
-    """The typed, published result of ``spec`` from its true rows: the one disclosure step."""
+    """The typed, published result of ``spec`` from its true rows: the one disclosure step.
+
+    ``hide`` and ``hide_totals`` name the counts hidden besides the rule's own, to protect
+    them (complementary suppression, see ``report.publication``).
+    """
     prepared = [spec.prepare(dict(r)) if spec.prepare else dict(r) for r in raw_rows]
-    rows = [spec.row(**publish_row(row, spec.counts, rule, spec.differences)) for row in prepared]
+    rows = [
+        spec.row(**publish_row(row, spec.counts, rule, spec.differences, hide(row) if hide else ()))
+        for row in prepared
+    ]
     if spec.order_by:
         rows.sort(key=partial(_published_order, spec.order_by))
     result_type = cast(type[Analysis[RowT]], Analysis[spec.row])  # type: ignore[name-defined]
@@ -334,7 +343,10 @@ def published(
         columns=spec.columns,
         counts=spec.published_counts,
         rows=rows,
-        totals=publish_totals(prepared, spec.totals, rule),
+        totals={
+            name: None if name in hide_totals else value
+            for name, value in publish_totals(prepared, spec.totals, rule).items()
+        },
         disclosure=rule.name,
         min_count=min_count_of(rule),
         note=describe(rule),
