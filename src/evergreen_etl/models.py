@@ -142,7 +142,7 @@ class Report(_Frozen):
 
     as_of: datetime
     rows: list[ReportRow]
-    total: int
+    total: int | None = Field(description="Distinct users in all; None when suppressed")
     min_count: int | None = None
 
 

@@ -18,7 +18,7 @@ little as possible is hidden.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -29,14 +29,18 @@ Cell = Hashable
 
 @dataclass(frozen=True)
 class Relation:
-    """``sum(coefficient * value) == 0`` over its cells: e.g. total - row1 - row2 = 0."""
+    """``sum(coefficient * value) == 0`` over its cells: e.g. total - row1 - row2 = 0.
+
+    ``is_total``: the first cell is the sum of the others (made by :meth:`total`).
+    """
 
     terms: tuple[tuple[Cell, int], ...]
+    is_total: bool = False
 
     @classmethod
     def total(cls, total: Cell, parts: Iterable[Cell]) -> Relation:
         """``total`` is the sum of ``parts``."""
-        return cls(((total, 1), *((part, -1) for part in parts)))
+        return cls(((total, 1), *((part, -1) for part in parts)), is_total=True)
 
     @property
     def cells(self) -> tuple[Cell, ...]:
@@ -76,40 +80,78 @@ def complementary_suppression(
 
     ``relations`` that do not hold on ``values`` are ignored (nobody can use them);
     ``totals`` are hidden as complements only when no other cell of a relation can be.
+    A hidden cell counts in a relation only with its *freedom*: its value less what its
+    published parts (and theirs, through hidden parts) show it holds at least.
     """
-    usable = [relation for relation in relations if relation.holds(values)]
-    by_cell: dict[Cell, list[int]] = defaultdict(list)
-    for index, relation in enumerate(usable):
-        for cell in relation.cells:
-            by_cell[cell].append(index)
-    hidden = set(primary)
-    is_total = set(totals)
-    pending = sorted({i for cell in hidden for i in by_cell.get(cell, ())})
-    while pending:
-        index = pending.pop()
-        relation = usable[index]
-        cells = relation.cells
-        unknown = [cell for cell in cells if cell in hidden]
-        mass = sum(values[cell] for cell in unknown)
-        if not unknown or (len(unknown) >= 2 and mass >= threshold):
-            continue
-        candidates = [cell for cell in cells if cell not in hidden and values[cell] > 0]
+    return _Suppressor(values, relations, threshold, set(totals)).run(set(primary))
+
+
+class _Suppressor:
+    def __init__(
+        self,
+        values: Mapping[Cell, int],
+        relations: Iterable[Relation],
+        threshold: int,
+        totals: set[Cell],
+    ) -> None:
+        self.values = values
+        self.threshold = threshold
+        self.totals = totals
+        self.usable = [relation for relation in relations if relation.holds(values)]
+        self.by_cell: dict[Cell, list[int]] = defaultdict(list)
+        self.parts_of: dict[Cell, list[tuple[Cell, ...]]] = defaultdict(list)
+        for index, relation in enumerate(self.usable):
+            for cell in relation.cells:
+                self.by_cell[cell].append(index)
+            if relation.is_total:
+                self.parts_of[relation.cells[0]].append(relation.cells[1:])
+        self.hidden: set[Cell] = set()
+
+    def run(self, primary: set[Cell]) -> frozenset[Cell]:
+        self.hidden = set(primary)
+        pending = deque(sorted({i for cell in primary for i in self.by_cell.get(cell, ())}))
+        queued = set(pending)
+        while pending:
+            index = pending.popleft()
+            queued.discard(index)
+            complement = self._complement_for(self.usable[index])
+            if complement is None:
+                continue
+            self.hidden.add(complement)
+            for i in (*self.by_cell[complement], index):
+                if i not in queued:
+                    pending.append(i)
+                    queued.add(i)
+        return frozenset(self.hidden)
+
+    def _at_least(self, cell: Cell, depth: int = 0) -> int:
+        """What the published cells below ``cell`` show it holds at least."""
+        if depth > 32:  # no relation nests this deep; a guard against a cycle
+            return 0
+        best = 0
+        for parts in self.parts_of.get(cell, ()):
+            shown = sum(
+                self._at_least(p, depth + 1) if p in self.hidden else self.values[p] for p in parts
+            )
+            best = max(best, shown)
+        return best
+
+    def _complement_for(self, relation: Relation) -> Cell | None:
+        unknown = [cell for cell in relation.cells if cell in self.hidden]
+        if not unknown:
+            return None
+        freedom = sum(self.values[cell] - self._at_least(cell) for cell in unknown)
+        if len(unknown) >= 2 and freedom >= self.threshold:
+            return None
+        candidates = [c for c in relation.cells if c not in self.hidden and self.values[c] > 0]
         if not candidates:
-            continue
-        complement = _complement(candidates, values, is_total, threshold - mass)
-        hidden.add(complement)
-        pending.extend(i for i in by_cell[complement] if i not in pending)
-        pending.append(index)
-    return frozenset(hidden)
+            return None
+        needed = self.threshold - freedom
 
+        def rank(cell: Cell) -> tuple[bool, bool, int, str]:
+            value = self.values[cell]
+            enough = value >= needed
+            # Not a total first; then one that is enough, the smallest such (else the largest).
+            return (cell in self.totals, not enough, value if enough else -value, repr(cell))
 
-def _complement(
-    candidates: list[Cell], values: Mapping[Cell, int], is_total: set[Cell], needed: int
-) -> Cell:
-    def rank(cell: Cell) -> tuple[bool, bool, int, str]:
-        value = values[cell]
-        enough = value >= needed
-        # Not a total first; then one that is enough, the smallest of those (else the largest).
-        return (cell in is_total, not enough, value if enough else -value, repr(cell))
-
-    return min(candidates, key=rank)
+        return min(candidates, key=rank)

@@ -81,8 +81,8 @@ def report(
     """Distinct users by local authority at ``as_of`` (default: now), unknown row included.
 
     With ``min_count`` (or another ``disclosure`` rule), small counts are suppressed
-    (``users`` is None). The total is the true number of distinct users, unless the rule
-    publishes totals differently (rounding).
+    (``users`` is None), with the cells that would give them back, the total included
+    (None) when it must be. Without a rule, the total is the true number of distinct users.
     """
     rule = disclosure or rule_for(min_count)
     moment = _moment(as_of)
@@ -97,10 +97,8 @@ def report(
         as_of=moment,
         boundaries=boundaries,
         hide=guard.columns if guard else None,
+        hide_totals=guard.totals if guard else (),
     )
-    true_total = sum(int(row["users"]) for row in raw)
-    # Report.total is an int by contract: a rule that would hide it keeps the true total.
-    published_total = rule.publish_total(true_total)
     return Report(
         as_of=moment,
         rows=[
@@ -112,7 +110,7 @@ def report(
             )
             for row in result.rows
         ],
-        total=true_total if published_total is None else published_total,
+        total=result.totals["users"],
         min_count=min_count if disclosure is None else min_count_of(disclosure),
     )
 

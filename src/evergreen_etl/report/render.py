@@ -78,7 +78,7 @@ def _table(report: Report) -> str:
         title,
         [("Code", False), ("Local authority", False), ("Users", True)],
         rows,
-        footer=("", "Total", f"{report.total:,}"),
+        footer=("", "Total", _count(report.total, False)),
         note=note,
     )
 
