@@ -6,10 +6,13 @@ figures are seen as they are by an attacker: cells bound by linear relations (a 
 sum of its rows, a region the sum of its authorities, a snapshot's users the previous users
 plus joiners minus leavers ...). A relation that holds on the true figures is one an attacker
 may use. Complementary suppression then hides more cells until, in every relation that holds
-a hidden cell, at least two cells are hidden and the hidden cells together hold at least
-``threshold`` users: the relation alone then leaves every hidden cell of it an interval at
+a hidden cell, at least two non-empty cells are hidden and the hidden cells together hold at
+least ``threshold`` users: the relation alone then leaves every hidden cell of it an interval at
 least ``threshold`` wide. The tests check the result with linear programming over all the
 relations at once, independently of this code (tests/privacy/audit.py).
+
+Empty cells (0) are hidden by ``--min-count`` but not protected: every report leaves out its
+empty rows, so that a count is 0 shows by its absence elsewhere anyway.
 
 Complements are chosen among published non-zero cells: cells that are not a total first, the
 smallest that brings the hidden mass up to the threshold (else the largest), so that as
@@ -137,7 +140,8 @@ class _Suppressor:
         return best
 
     def _complement_for(self, relation: Relation) -> Cell | None:
-        unknown = [cell for cell in relation.cells if cell in self.hidden]
+        # An empty cell needs no protection: reports leave out empty rows, so it shows anyway.
+        unknown = [c for c in relation.cells if c in self.hidden and self.values[c] > 0]
         if not unknown:
             return None
         freedom = sum(self.values[cell] - self._at_least(cell) for cell in unknown)

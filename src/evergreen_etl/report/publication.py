@@ -51,6 +51,12 @@ LOCATION_COLUMNS = (
     "missing",
 )
 
+# Counts of everybody at a load, like totals: hidden as complements only as a last resort.
+TOTAL_LIKE = {
+    ("joiners-leavers", "users"),
+    ("data-quality", "users_in_snapshot"),
+    ("data-quality", "records_read"),
+}
 TableId = tuple[str, Boundaries | None]
 # (report, boundaries, row key or None for the total, column)
 Cell = tuple[str, Boundaries | None, tuple[Any, ...] | None, str]
@@ -172,6 +178,15 @@ class Publication:
             yield Relation(tuple(terms))
             previous = key
         if previous is not None:
+            # Summed over the snapshots: the last users = all new + all returned - all left.
+            yield Relation(
+                (
+                    (("joiners-leavers", None, previous, "users"), 1),
+                    (("joiners-leavers", None, None, "new_users"), -1),
+                    (("joiners-leavers", None, None, "returned_users"), -1),
+                    (("joiners-leavers", None, None, "left_users"), 1),
+                )
+            )
             for table in self.tables:
                 if table[0] in AT_TIME:
                     yield Relation(
@@ -192,6 +207,7 @@ class Publication:
             yield Relation.total(read, parts)
             locations = [cell_q(column) for column in LOCATION_COLUMNS]
             yield Relation.total(cell_q("users_in_snapshot"), locations)
+            yield Relation.total(read, [*parts[:2], *locations])
             yield Relation(
                 ((cell_q("users_in_snapshot"), 1), (("joiners-leavers", None, key, "users"), -1))
             )
@@ -222,7 +238,7 @@ class Publication:
             published = rule.publish_total(value) if is_total else rule.publish(value)
             if published is None:
                 primary.append(cell)
-            if is_total:
+            if is_total or (cell[0], cell[3]) in TOTAL_LIKE:
                 totals.append(cell)
         return complementary_suppression(
             values, self.relations(), primary, threshold, totals=totals
