@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.optimize import linprog
-from scipy.sparse import lil_matrix
 from sqlalchemy import Engine, text
 
 KEYS = {
@@ -274,28 +273,79 @@ def audit(
     hidden = [c for c, v in shown.items() if v is None and (true.get(c) or 0) > 0]
     if not hidden:
         return []
-    cells = sorted({c for r in usable for c in r} | set(hidden), key=repr)
-    index = {c: i for i, c in enumerate(cells)}
-    bounds = [_bounds(shown[c], rule) for c in cells]
-    matrix = lil_matrix((max(len(usable), 1), len(cells)))
-    for i, r in enumerate(usable):
-        for c, coef in r.items():
-            matrix[i, index[c]] = coef
-    a_eq = matrix.tocsr()
-    b_eq = np.zeros(a_eq.shape[0])
+    bounds = {c: _bounds(shown.get(c), rule) for r in usable for c in r}
+    bounds.update({c: _bounds(None, rule) for c in hidden})
     out = []
-    for cell in hidden:
-        objective = np.zeros(len(cells))
-        objective[index[cell]] = 1.0
-        low = _solve(objective, a_eq, b_eq, bounds)
-        high = -_solve(-objective, a_eq, b_eq, bounds)
-        value = int(true[cell] or 0)
-        assert low - 1e-6 <= value <= high + 1e-6, (cell, low, value, high)
-        out.append(Interval(cell, low, high, value))
+    for component, component_relations in _components(usable, bounds):
+        out.extend(_intervals(component, component_relations, bounds, hidden, true))
     return out
 
 
+def _components(
+    usable: list[dict[Cell, int]], bounds: Mapping[Cell, tuple[float | None, float | None]]
+) -> Iterable[tuple[list[Cell], list[dict[Cell, int]]]]:
+    """Groups of cells that are not known exactly, bound together by relations."""
+    parent: dict[Cell, Cell] = {}
+
+    def find(cell: Cell) -> Cell:
+        while parent.setdefault(cell, cell) != cell:
+            parent[cell] = parent[parent[cell]]
+            cell = parent[cell]
+        return cell
+
+    def free(cell: Cell) -> bool:
+        low, high = bounds[cell]
+        return low is None or high is None or low != high
+
+    for relation in usable:
+        cells = [c for c in relation if free(c)]
+        for cell in cells[1:]:
+            parent[find(cell)] = find(cells[0])
+    members: dict[Cell, list[Cell]] = defaultdict(list)
+    for cell in bounds:
+        if free(cell):
+            members[find(cell)].append(cell)
+    touching: dict[Cell, list[dict[Cell, int]]] = defaultdict(list)
+    for relation in usable:
+        cells = [c for c in relation if free(c)]
+        if cells:
+            touching[find(cells[0])].append(relation)
+    for root, cells in members.items():
+        yield sorted(cells, key=repr), touching.get(root, [])
+
+
+def _intervals(
+    cells: list[Cell],
+    relations: list[dict[Cell, int]],
+    bounds: Mapping[Cell, tuple[float | None, float | None]],
+    hidden: Sequence[Cell],
+    true: Mapping[Cell, int | None],
+) -> Iterable[Interval]:
+    wanted = [c for c in cells if c in set(hidden)]
+    if not wanted:
+        return
+    index = {c: i for i, c in enumerate(cells)}
+    a_eq = np.zeros((max(len(relations), 1), len(cells)))
+    b_eq = np.zeros(a_eq.shape[0])
+    for i, relation in enumerate(relations):
+        for cell, coefficient in relation.items():
+            if cell in index:
+                a_eq[i, index[cell]] = coefficient
+            else:  # known exactly
+                b_eq[i] -= coefficient * float(bounds[cell][0] or 0.0)
+    column_bounds = [bounds[c] for c in cells]
+    for cell in wanted:
+        objective = np.zeros(len(cells))
+        objective[index[cell]] = 1.0
+        low = _solve(objective, a_eq, b_eq, column_bounds)
+        high = -_solve(-objective, a_eq, b_eq, column_bounds)
+        value = int(true[cell] or 0)
+        assert low - 1e-6 <= value <= high + 1e-6, (cell, low, value, high)
+        yield Interval(cell, low, high, value)
+
+
 def _bounds(value: int | None, rule: Rule) -> tuple[float | None, float | None]:
+    """What the attacker knows of a cell from its own published figure."""
     if value is None:
         return (0.0, None)
     if rule == "nhs" and value != 0:

@@ -320,16 +320,19 @@ def published(
     boundaries: Boundaries | None = None,
     hide: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
     hide_totals: Collection[str] = (),
+    prepared: bool = False,
 ) -> Analysis[RowT]:
     """The typed, published result of ``spec`` from its true rows: the one disclosure step.
 
     ``hide`` and ``hide_totals`` name the counts hidden besides the rule's own, to protect
-    them (complementary suppression, see ``report.publication``).
+    them (complementary suppression, see ``report.publication``). ``prepared``: the rows
+    have been through ``spec.prepare`` already.
     """
-    prepared = [spec.prepare(dict(r)) if spec.prepare else dict(r) for r in raw_rows]
+    if not prepared:
+        raw_rows = [spec.prepare(dict(r)) if spec.prepare else dict(r) for r in raw_rows]
     rows = [
         spec.row(**publish_row(row, spec.counts, rule, spec.differences, hide(row) if hide else ()))
-        for row in prepared
+        for row in raw_rows
     ]
     if spec.order_by:
         rows.sort(key=partial(_published_order, spec.order_by))
@@ -345,7 +348,7 @@ def published(
         rows=rows,
         totals={
             name: None if name in hide_totals else value
-            for name, value in publish_totals(prepared, spec.totals, rule).items()
+            for name, value in publish_totals(raw_rows, spec.totals, rule).items()
         },
         disclosure=rule.name,
         min_count=min_count_of(rule),

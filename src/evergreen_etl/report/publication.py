@@ -24,8 +24,8 @@ from evergreen_etl.privacy.suppression import (
     complementary_suppression,
     protection_threshold,
 )
-from evergreen_etl.report.catalog import REPORTS, ReportSpec, run_sql
-from evergreen_etl.report.results import Boundaries
+from evergreen_etl.report.catalog import REPORTS, ReportSpec, published, run_sql
+from evergreen_etl.report.results import Analysis, Boundaries
 
 AT_TIME = ("local-authority", "region", "country", "sex-age", "postcode-status")
 BY_RUN = ("joiners-leavers", "data-quality")
@@ -352,3 +352,34 @@ def protection(
     hidden = publication.hidden(rule)
     assert hidden is not None
     return Protection(spec.name, table_boundaries, hidden)
+
+
+def publish_all(
+    engine: Engine,
+    as_of: datetime,
+    rule: DisclosureRule,
+    boundary_sets: Sequence[Boundaries] = BOUNDARY_SETS,
+) -> list[Analysis[Any]]:
+    """Every report of the publication at ``as_of``, published together under ``rule``:
+    the same cells hidden as when each is asked for alone."""
+    publication = gather(engine, as_of)
+    hidden = publication.hidden(rule)
+    results = []
+    for (name, boundaries), rows in publication.tables.items():
+        if boundaries is not None and boundaries not in boundary_sets:
+            continue
+        spec = REPORTS[name]
+        guard = Protection(name, boundaries, hidden) if hidden is not None else None
+        results.append(
+            published(
+                spec,
+                rows,
+                rule,
+                as_of=as_of,
+                boundaries=boundaries,
+                hide=guard.columns if guard else None,
+                hide_totals=guard.totals if guard else (),
+                prepared=True,
+            )
+        )
+    return results
