@@ -13,6 +13,7 @@ value each suppressed cell can take given everything published (published counts
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,9 +136,7 @@ def relations(
     def key(name: str, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(_plain(row[c]) for c in KEYS[name])
 
-    def sum_of(
-        whole: tuple[str, str | None], part: tuple[str, str | None], parent: Any
-    ) -> None:
+    def sum_of(whole: tuple[str, str | None], part: tuple[str, str | None], parent: Any) -> None:
         if whole not in tables or part not in tables:
             return
         groups: dict[Any, list[Cell]] = defaultdict(list)
@@ -166,7 +165,7 @@ def relations(
                     }
                 )
     totals = [t for t in tables if t[0] in AT_ONE_TIME]
-    for a, b in zip(totals, totals[1:], strict=False):
+    for a, b in itertools.pairwise(totals):
         out.append({(*a, None, "users"): 1, (*b, None, "users"): -1})
     today = {
         a["code"]: a["current_code"]
@@ -204,9 +203,7 @@ def relations(
             r["age_band"],
         ),
     )
-    runs = sorted(
-        rows("joiners-leavers", None), key=lambda r: (str(r["as_of"]), int(r["run_id"]))
-    )
+    runs = sorted(rows("joiners-leavers", None), key=lambda r: (str(r["as_of"]), int(r["run_id"])))
     previous = None
     for row in runs:
         k = key("joiners-leavers", row)

@@ -6,41 +6,19 @@ every suppressed cell by linear programming over every relation an attacker know
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from evergreen_etl.pipeline import demo
 from evergreen_etl.privacy.disclosure import MinCount, NhsRule, NoDisclosureControl
 from evergreen_etl.report import REPORTS, analysis
 from evergreen_etl.report.publication import publish_all
-from evergreen_etl.settings import Settings
-from evergreen_etl.warehouse.engine import make_engine
 from privacy.audit import Table, audit, hierarchy, narrow, table_of
-from report.conftest import BACKENDS, database
 from report.scenario import Warehouse
-from support.keys import TEST_KEY
 
 AFTER_LAST = datetime(2024, 4, 15)
 DEMO_AS_OF = datetime(2024, 9, 1)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def small_demo(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Warehouse]:
-    """The demo's generated data, small: 150 people over three snapshots."""
-    directory = tmp_path_factory.mktemp("demo")
-    with database(request.param, request, directory) as url:
-        settings = Settings(data_dir=directory / "data", database_url=url, pseudonym_key=TEST_KEY)
-        demo(settings, users=150, postcodes=2000, snapshots=3, seed=7, progress=False)
-        engine = make_engine(url)
-        try:
-            yield Warehouse(settings, engine)
-        finally:
-            engine.dispose()
 
 
 def publication(warehouse: Warehouse, rule: Any, as_of: datetime = AFTER_LAST) -> list[Table]:
@@ -86,9 +64,7 @@ def test_nhs_rule_protects_the_demo(small_demo: Warehouse) -> None:
 
 
 @pytest.mark.parametrize("rule", [MinCount(3), NhsRule()], ids=["min-count", "nhs"])
-def test_each_report_alone_hides_what_the_publication_hides(
-    scenario: Warehouse, rule: Any
-) -> None:
+def test_each_report_alone_hides_what_the_publication_hides(scenario: Warehouse, rule: Any) -> None:
     """`report NAME` hides the same cells as the whole publication: reports asked for one by
     one put together give back nothing more than the publication."""
     together = {(t.name, t.boundaries): t for t in publication(scenario, rule)}

@@ -10,11 +10,12 @@ nothing that one of them hides. ``movers`` (a period, not a time) is its own pub
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
@@ -86,7 +87,11 @@ class Publication:
             for row in rows:
                 for column in spec.counts:
                     if row.get(column) is not None:
-                        yield (name, boundaries, row_key(name, row), column), int(row[column]), False
+                        yield (
+                            (name, boundaries, row_key(name, row), column),
+                            int(row[column]),
+                            False,
+                        )
             for column in spec.totals:
                 total = sum(int(row[column] or 0) for row in rows)
                 yield (name, boundaries, None, column), total, True
@@ -240,9 +245,14 @@ class Publication:
                 primary.append(cell)
             if is_total or (cell[0], cell[3]) in TOTAL_LIKE:
                 totals.append(cell)
-        return complementary_suppression(
-            values, self.relations(), primary, threshold, totals=totals
+        hidden = complementary_suppression(
+            cast(Mapping[Hashable, int], values),
+            self.relations(),
+            primary,
+            threshold,
+            totals=totals,
         )
+        return cast(frozenset[Cell], hidden)
 
 
 def _table_totals(table: TableId, rows: Sequence[Mapping[str, Any]]) -> Iterator[Relation]:
@@ -257,8 +267,8 @@ def _table_totals(table: TableId, rows: Sequence[Mapping[str, Any]]) -> Iterator
 def _same_totals(tables: Sequence[TableId]) -> Iterator[Relation]:
     """Every table at one time counts the same users in all."""
     at_time = [table for table in tables if table[0] in AT_TIME]
-    for first, other in zip(at_time, at_time[1:], strict=False):
-        yield Relation(((first + (None, "users"), 1), (other + (None, "users"), -1)))
+    for first, other in itertools.pairwise(at_time):
+        yield Relation((((*first, None, "users"), 1), ((*other, None, "users"), -1)))
 
 
 def _sums(
@@ -275,11 +285,11 @@ def _sums(
     for row in part_rows:
         key = parent(row)
         children[key if isinstance(key, tuple) else (key,)].append(
-            part + (row_key(part[0], row), "users")
+            (*part, row_key(part[0], row), "users")
         )
     for row in whole_rows:
         key = row_key(whole[0], row)
-        yield Relation.total(whole + (key, "users"), children.get(key, []))
+        yield Relation.total((*whole, key, "users"), children.get(key, []))
 
 
 @dataclass(frozen=True)
