@@ -481,14 +481,11 @@ def _db_upgrade(settings: Settings) -> str:
 
 def _db_current(settings: Settings) -> str:
     """Print the warehouse's migration and the newest one this version knows."""
-    from evergreen_etl.warehouse.engine import make_engine
+    from evergreen_etl.warehouse.engine import open_warehouse
     from evergreen_etl.warehouse.migrate import current_revision, head_revision
 
-    engine = make_engine(settings.effective_database_url)
-    try:
+    with open_warehouse(settings, schema="any") as engine:
         current = current_revision(engine)
-    finally:
-        engine.dispose()
     return f"current: {current or 'empty'}\nhead: {head_revision()}"
 
 

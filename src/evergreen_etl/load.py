@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, inspect, select, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
@@ -26,11 +26,9 @@ from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.times import to_utc_naive, utc_now
-from evergreen_etl.warehouse.dialect import acquire_load_lock
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.failures import translate_database_error
+from evergreen_etl.warehouse.db_errors import translate_database_error
+from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
 from evergreen_etl.warehouse.lookup import load_postcodes
-from evergreen_etl.warehouse.migrate import require_current_schema
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
 from evergreen_etl.warehouse.schema import etl_run
 
@@ -83,15 +81,14 @@ def load(
 
     if k_guard is None and settings.min_k is not None:
         k_guard = KAnonymityGuard(settings.min_k, settings.k_policy)
-    own_engine = engine is None
-    engine = engine or make_engine(settings.effective_database_url)
     try:
         # An empty database is created as part of the first load; an old schema is not
         # migrated unless asked.
-        require_current_schema(engine, auto_upgrade=auto_upgrade or _is_empty(engine))
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+        with open_warehouse(
+            settings, engine, schema="upgrade" if auto_upgrade else "create"
+        ) as warehouse:
             try:
-                with conn.begin():
+                with write_transaction(warehouse) as conn:
                     return _load_in_transaction(
                         conn,
                         summary=summary,
@@ -113,13 +110,6 @@ def load(
         if translated is None:
             raise
         raise translated from None
-    finally:
-        if own_engine:
-            engine.dispose()
-
-
-def _is_empty(engine: Engine) -> bool:
-    return not inspect(engine).get_table_names()
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -141,7 +131,6 @@ def _load_in_transaction(
     precision: LocationPrecision,
     progress: bool,
 ) -> LoadResult:
-    acquire_load_lock(conn)
     key_id = str(summary["key_id"])
     users_sha = summary.get("source_sha256")
     _check_key(conn, key_id)

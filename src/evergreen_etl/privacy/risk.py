@@ -22,8 +22,7 @@ from sqlalchemy import Connection, DateTime, bindparam, text
 from evergreen_etl.errors import DataQualityError
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.migrate import require_current_schema
+from evergreen_etl.warehouse.engine import open_warehouse
 
 # Quasi-identifier sets and the SQL that measures each (privacy/sql/<name>.sql).
 QUASI_IDENTIFIER_SETS: dict[str, str] = {
@@ -68,13 +67,8 @@ def risk_report(
     settings: Settings, *, as_of: datetime | None = None, threshold: int = DEFAULT_K_THRESHOLD
 ) -> RiskReport:
     """Measure the warehouse configured in ``settings`` (see ``measure_risk``)."""
-    engine = make_engine(settings.effective_database_url)
-    try:
-        require_current_schema(engine)
-        with engine.connect() as conn:
-            return measure_risk(conn, as_of=as_of, threshold=threshold)
-    finally:
-        engine.dispose()
+    with open_warehouse(settings) as engine, engine.connect() as conn:
+        return measure_risk(conn, as_of=as_of, threshold=threshold)
 
 
 def render_risk(report: RiskReport, fmt: str) -> str:

@@ -18,7 +18,6 @@ from evergreen_etl.report.catalog import (
     REPORTS,
     ReportSpec,
     get_spec,
-    open_warehouse,
     published,
     read_sql,
     run_sql,
@@ -36,6 +35,7 @@ from evergreen_etl.report.png import render_png
 from evergreen_etl.report.results import Analysis, Boundaries, LocalAuthorityUsers, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
+from evergreen_etl.warehouse.engine import open_warehouse
 
 __all__ = [
     "HEADLINE",

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -37,9 +36,6 @@ from evergreen_etl.report.results import (
     SexAgeBandUsers,
     SnapshotChanges,
 )
-from evergreen_etl.settings import Settings
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.migrate import require_current_schema
 
 HEADLINE = "local-authority"
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -241,19 +237,6 @@ def get_spec(name: str) -> ReportSpec[Any]:
             f"no report called '{name}'; choose one of: {', '.join(REPORTS)}",
             hint="evergreen-etl report --list",
         ) from None
-
-
-@contextmanager
-def open_warehouse(settings: Settings, engine: Engine | None) -> Iterator[Engine]:
-    """The given engine, or one made from ``settings`` (and disposed); schema checked."""
-    own = engine is None
-    engine = engine or make_engine(settings.effective_database_url)
-    try:
-        require_current_schema(engine)
-        yield engine
-    finally:
-        if own:
-            engine.dispose()
 
 
 def _bind(name: str) -> BindParameter[Any]:
