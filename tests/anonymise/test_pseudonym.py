@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evergreen_etl.anonymise.pseudonym import PseudonymKey, load_key, normalise_email
+from evergreen_etl.privacy.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.settings import Settings
 

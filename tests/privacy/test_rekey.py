@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from evergreen_etl.anonymise import anonymise
-from evergreen_etl.anonymise.pseudonym import PseudonymKey
+from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.cli import app
 from evergreen_etl.errors import WarehouseError
 from evergreen_etl.load import load

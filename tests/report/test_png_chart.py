@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from evergreen_etl.report import analysis, pictures
-from evergreen_etl.report.pictures import Bar, Chart
+from evergreen_etl.report.chart_data import Bar, Chart
 from evergreen_etl.report.png import render_png
 from report.scenario import Warehouse
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 
-from evergreen_etl.anonymise.pseudonym import PseudonymKey, normalise_email
+from evergreen_etl.privacy.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.errors import WarehouseError
 from evergreen_etl.sources.users import UsersReader
 from evergreen_etl.times import utc_now
