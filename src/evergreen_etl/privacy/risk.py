@@ -13,7 +13,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +23,7 @@ from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.migrate import require_current_schema
+from evergreen_etl.warehouse.sqlfiles import sql_statement
 
 # Quasi-identifier sets and the SQL that measures each (privacy/sql/<name>.sql).
 QUASI_IDENTIFIER_SETS: dict[str, str] = {
@@ -102,12 +102,6 @@ def render_risk(report: RiskReport, fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sql(name: str) -> str:
-    raw = (files("evergreen_etl") / "privacy" / "sql" / f"{name}.sql").read_text(encoding="utf-8")
-    # Comment lines may mention :names, which the driver would count as placeholders.
-    return "\n".join(line for line in raw.splitlines() if not line.lstrip().startswith("--"))
-
-
 def measure_risk(
     conn: Connection, *, as_of: datetime | None = None, threshold: int = DEFAULT_K_THRESHOLD
 ) -> RiskReport:
@@ -116,7 +110,7 @@ def measure_risk(
     params = {"as_of": moment, "as_of_year": moment.year, "threshold": threshold}
     rows = []
     for label, name in QUASI_IDENTIFIER_SETS.items():
-        query = text(_sql(name)).bindparams(bindparam("as_of", type_=DateTime()))
+        query = text(sql_statement("privacy", name)).bindparams(bindparam("as_of", type_=DateTime()))
         result = conn.execute(query, params).one()
         users = int(result.users)
         rows.append(
