@@ -91,7 +91,12 @@ def test_headline_renders_as_it_always_did(
 ) -> None:
     """The generic rendering of the headline is byte for byte the historical one."""
     legacy = render(
-        report(scenario.settings, as_of=AFTER_LAST, disclosure=rule_for(min_count), engine=scenario.engine),
+        report(
+            scenario.settings,
+            as_of=AFTER_LAST,
+            disclosure=rule_for(min_count),
+            engine=scenario.engine,
+        ),
         fmt,
     )
     assert render_analysis(run(scenario, HEADLINE, disclosure=rule_for(min_count)), fmt) == legacy
@@ -103,7 +108,9 @@ def test_pictures_draw_only_published_counts(
 ) -> None:
     """The chart leaves suppressed rows out; the map draws cells of at least max(K, 5) users."""
     result = run(scenario, HEADLINE, disclosure=rule_for(k))
-    chart, user_map = pictures(scenario.settings, result, disclosure=rule_for(k), engine=scenario.engine)
+    chart, user_map = pictures(
+        scenario.settings, result, disclosure=rule_for(k), engine=scenario.engine
+    )
     assert len(chart.bars) == bars
     assert all(bar.value >= (k or 0) for bar in chart.bars)
     assert [cell.users for cell in user_map.cells] == cells

@@ -80,7 +80,9 @@ def measure_risk(
     params = {"as_of": moment, "as_of_year": moment.year, "threshold": threshold}
     rows = []
     for label, name in QUASI_IDENTIFIER_SETS.items():
-        query = text(sql_statement("privacy", name)).bindparams(bindparam("as_of", type_=DateTime()))
+        query = text(sql_statement("privacy", name)).bindparams(
+            bindparam("as_of", type_=DateTime())
+        )
         result = conn.execute(query, params).one()
         users = int(result.users)
         rows.append(

@@ -24,6 +24,7 @@ from evergreen_etl.report.catalog import (
     read_sql,
     run_sql,
 )
+from evergreen_etl.report.chart_data import Chart, chart, user_map
 from evergreen_etl.report.disclosure import (
     DisclosureRule,
     MinCount,
@@ -31,7 +32,6 @@ from evergreen_etl.report.disclosure import (
     rule_for,
 )
 from evergreen_etl.report.html import render_html
-from evergreen_etl.report.chart_data import Chart, chart, user_map
 from evergreen_etl.report.png import render_png
 from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
