@@ -29,6 +29,7 @@ _LABELS = {
     "left_users": "Left",
     "users_in_snapshot": "Users in snapshot",
     "location_status": "Location status",
+    "quasi_identifiers": "Quasi-identifiers",
 }
 
 __all__ = [
