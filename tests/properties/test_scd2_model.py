@@ -30,10 +30,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
 
 from evergreen_etl.anonymise import anonymise
-from evergreen_etl.anonymise.pseudonym import PseudonymKey
 from evergreen_etl.errors import SnapshotOrderError
 from evergreen_etl.load import load
 from evergreen_etl.models import LoadResult
+from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import make_engine

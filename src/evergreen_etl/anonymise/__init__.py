@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from evergreen_etl.anonymise.clean import birth_year, coarsen_sex
-from evergreen_etl.anonymise.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.collector import collector_paused
 from evergreen_etl.errors import DataQualityError, SourceError
 from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import manifest_path, read_manifest, source_label
 from evergreen_etl.models import AnonymiseResult, ManifestEntry
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
+from evergreen_etl.privacy.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.progress import Progress
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.users import UsersReader
@@ -151,7 +151,7 @@ def _manifest_entry(settings: Settings, source: Path) -> ManifestEntry | None:
 _RULE_MODULES = (
     "anonymise/__init__.py",
     "anonymise/clean.py",
-    "anonymise/pseudonym.py",
+    "privacy/pseudonym.py",
     "postcodes.py",
     "sources/users.py",
 )

@@ -6,8 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from evergreen_etl.anonymise.pseudonym import key_from_file, load_key
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.privacy.pseudonym import key_from_file, load_key
 from evergreen_etl.privacy.rekey import RotationResult, rotate_key, warehouse_key_id
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import open_warehouse

@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 
-from evergreen_etl.anonymise.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.errors import WarehouseError
+from evergreen_etl.privacy.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.sources.users import UsersReader
 from evergreen_etl.times import utc_now
 from evergreen_etl.warehouse.dialect import bulk_insert, create_temp_table

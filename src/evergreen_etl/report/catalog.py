@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from importlib.resources import files
 from typing import Any, Generic, cast
 
 from sqlalchemy import JSON, BindParameter, Boolean, DateTime, Engine, Integer, bindparam, text
@@ -36,6 +35,7 @@ from evergreen_etl.report.results import (
     SexAgeBandUsers,
     SnapshotChanges,
 )
+from evergreen_etl.warehouse import sqlfiles
 
 HEADLINE = "local-authority"
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -53,13 +53,9 @@ LOCATION_STATUS = {
 
 
 def read_sql(name: str) -> str:
-    """The text of a report query shipped with the package (``report/sql/<name>.sql``)."""
-    return (files("evergreen_etl") / "report" / "sql" / f"{name}.sql").read_text(encoding="utf-8")
-
-
-def _statement(sql: str) -> str:
-    # Comment lines may mention :parameters, which the driver would count as placeholders.
-    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    """The text of a report query shipped with the package (``report/sql/<name>.sql``), with
+    its shared fragments filled in."""
+    return sqlfiles.read_sql("report", name)
 
 
 @dataclass(frozen=True)
@@ -258,7 +254,7 @@ def run_sql(
     ``result_types`` types result columns that a driver would otherwise return as text
     (SQLite returns times and JSON of a text query as strings).
     """
-    sql = _statement(read_sql(name))
+    sql = sqlfiles.sql_statement("report", name)
     used = set(_PARAMETER.findall(sql))
     missing = used - set(parameters)
     if missing:
