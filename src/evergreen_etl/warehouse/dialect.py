@@ -18,8 +18,8 @@ from typing import Any, TextIO
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
-from evergreen_etl.collector import collector_paused
 from evergreen_etl.errors import ConcurrentLoadError
+from evergreen_etl.gc_pause import collector_paused
 
 BATCH_ROWS = 10_000
 # SQLite's page cache during a bulk load or merge (the default is 2 MiB). Big enough to keep
@@ -45,7 +45,7 @@ def bulk_work(conn: Connection) -> Iterator[None]:
     ``SQLITE_BULK_CACHE_KIB`` and sorts may use a helper thread for the length of the block;
     all are put back afterwards (the connection may go back to a pool). PostgreSQL gets a
     ``work_mem`` of ``POSTGRES_BULK_WORK_MEM`` for the rest of the transaction. On both,
-    Python's cyclic garbage collector pauses (see ``evergreen_etl.collector``): the rows
+    Python's cyclic garbage collector pauses (see ``evergreen_etl.gc_pause``): the rows
     streamed through hold no cycles.
     """
     if is_postgres(conn):
