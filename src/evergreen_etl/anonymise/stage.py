@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
+import importlib.util
 import json
 import logging
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
 from evergreen_etl.anonymise.clean import birth_year, coarsen_sex
@@ -127,36 +127,39 @@ def _summary_text(
 
 
 def rule_files() -> list[Path]:
-    """The source files of every package module this stage's code reaches, by module name.
+    """The source files of this stage and of every package module they import, by module name.
 
-    Found by following, from this module, the package objects each module's namespace holds
-    (functions, classes, modules) to the modules that define them, so a rule moved or renamed
-    into another module is still covered. A package's own submodule attributes are not
-    followed: which of them are set depends on what else the process imported.
+    Found by following the import statements from this module on (those inside functions
+    too), so a rule moved or renamed into another module is still covered and nothing is
+    listed by hand.
     """
     package = __name__.partition(".")[0]
-    reached: dict[str, ModuleType] = {}
-    pending = [sys.modules[__name__]]
+    reached: dict[str, Path] = {}
+    pending = [__name__]
     while pending:
-        module = pending.pop()
-        if module.__name__ in reached:
+        name = pending.pop()
+        if name in reached:
             continue
-        reached[module.__name__] = module
-        is_package = hasattr(module, "__path__")
-        for value in vars(module).values():
-            if isinstance(value, ModuleType):
-                if is_package:
-                    continue
-                name: object = value.__name__
-            else:
-                name = getattr(value, "__module__", None)
-            if not isinstance(name, str) or name.partition(".")[0] != package:
-                continue
-            found = sys.modules.get(name)
-            if found is not None and name not in reached:
-                pending.append(found)
-    files = (module.__file__ for _, module in sorted(reached.items()))
-    return [Path(file) for file in files if file]
+        try:
+            spec = importlib.util.find_spec(name)
+        except ImportError:  # ``from a.b import c`` where c is not a module
+            continue
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        reached[name] = Path(spec.origin)
+        try:
+            tree = ast.parse(reached[name].read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                pending.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # ``from a.b import c``: c may be a module of its own.
+                pending.append(node.module)
+                pending.extend(f"{node.module}.{alias.name}" for alias in node.names)
+        pending = [item for item in pending if item.partition(".")[0] == package]
+    return [reached[name] for name in sorted(reached)]
 
 
 def _rules_sha256() -> str:
