@@ -73,7 +73,7 @@ class PostcodeRecord(_Frozen):
 
 
 class LocationCounts(_Frozen):
-    """How the users of one snapshot were located (SPEC §4)."""
+    """How the users of one snapshot were located (README, "The warehouse")."""
 
     full_matched: int = 0
     partial_resolved: int = 0

@@ -2,8 +2,8 @@
 
 ``generate_sample`` writes a ``postcodes.zip`` shaped like the ONS National Statistics Postcode
 Lookup (44-column centroid CSV plus a names lookup) and one or more ``users.json`` snapshots shaped
-like the Evergreen customer export, with the mess the real sources have (SPEC §1). Everything is
-deterministic for a seed and nothing touches the network.
+like the Evergreen customer export, with the mess the real sources have (README, "How the
+sources are read"). Everything is deterministic for a seed and nothing touches the network.
 
 The people are invented: names, streets and emails are distinctive strings that cannot occur by
 accident in a database file or a local-authority name, so a test can search any output for them

@@ -383,7 +383,8 @@ def write_users_snapshots(
     The first (``users.json``) holds ``users`` distinct people; each later one
     (``users-2.json``, ...) derives from the one before: about 7% move, 3% leave, 2% join and
     a few who left come back. Each file is a stream of pretty-printed JSON objects with the
-    mess of the real export (SPEC §1); people live at postcodes drawn from ``lookup``.
+    mess of the real export (README, "How the sources are read"); people live at postcodes
+    drawn from ``lookup``.
     """
     if users < 0:
         raise ValueError("users must not be negative")

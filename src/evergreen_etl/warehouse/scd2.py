@@ -105,7 +105,7 @@ _SNAPSHOT_COLUMNS = (
     "postcode_district VARCHAR(4), postcode_token VARCHAR(32), sex VARCHAR(1) NOT NULL, "
     "birth_year INTEGER, attributes_changed SMALLINT NOT NULL, pseudonym VARCHAR(64)"
 )
-# What the warehouse keeps of a postcode at each location precision (SPEC §3, issue 8): the
+# What the warehouse keeps of a postcode at each location precision (README, "Privacy design"): the
 # staged postcode is full; it locates the user here and is then coarsened or dropped.
 _KEPT_POSTCODE = {
     LocationPrecision.POSTCODE: "s.postcode",
