@@ -21,6 +21,7 @@ from evergreen_etl.errors import (
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
+from evergreen_etl.privacy.ckm import fill_record_keys
 from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
@@ -181,6 +182,7 @@ def _load_in_transaction(
     merged = merge_snapshot(
         conn, staged=staged, as_of=as_of, run_id=run_id, absent=absent, precision=precision
     )
+    fill_record_keys(conn)
     failpoint("load.merged")
     risk = k_guard.check(conn, as_of) if k_guard is not None else None
     rejected = int(summary.get("rejected", 0))

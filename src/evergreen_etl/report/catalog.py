@@ -300,12 +300,14 @@ def published(
     hide: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
     hide_totals: Collection[str] = (),
     prepared: bool = False,
+    totals: Mapping[str, int | None] | None = None,
 ) -> Analysis[RowT]:
     """The typed, published result of ``spec`` from its true rows: the one disclosure step.
 
     ``hide`` and ``hide_totals`` name the counts hidden besides the rule's own, to protect
     them (complementary suppression, see ``report.publication``). ``prepared``: the rows
-    have been through ``spec.prepare`` already.
+    have been through ``spec.prepare`` already; ``totals``, when given, are the published
+    totals (the cell key method perturbs them as cells of their own).
     """
     if not prepared:
         raw_rows = [spec.prepare(dict(r)) if spec.prepare else dict(r) for r in raw_rows]
@@ -325,7 +327,9 @@ def published(
         columns=spec.columns,
         counts=spec.published_counts,
         rows=rows,
-        totals={
+        totals=dict(totals)
+        if totals is not None
+        else {
             name: None if name in hide_totals else value
             for name, value in publish_totals(raw_rows, spec.totals, rule).items()
         },

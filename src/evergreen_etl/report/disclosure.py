@@ -45,6 +45,12 @@ def describe(rule: DisclosureRule) -> str | None:
             "NHS England disclosure rule: counts of 1 to 7 are suppressed, other counts are "
             "rounded to the nearest 5; totals are rounded from the true values."
         )
+    if rule.name == "ckm":
+        return (
+            "Cell key method: every count carries a small noise (at most 3) fixed by its own "
+            "users, so the same users always give the same figure; no count is shown as 1 or 2, "
+            "and figures need not add up exactly."
+        )
     return f"Counts are published under the '{rule.name}' disclosure rule."
 
 

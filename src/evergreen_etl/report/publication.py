@@ -26,6 +26,7 @@ from evergreen_etl.privacy.suppression import (
     protection_threshold,
 )
 from evergreen_etl.report.catalog import REPORTS, ReportSpec, published, run_sql
+from evergreen_etl.report.cellkey import perturbed, rule_for_report, uses_cell_keys
 from evergreen_etl.report.results import Analysis, Boundaries
 
 AT_TIME = ("local-authority", "region", "country", "sex-age", "postcode-status")
@@ -364,6 +365,38 @@ def protection(
     return Protection(spec.name, table_boundaries, hidden)
 
 
+def publish_report(
+    engine: Engine,
+    spec: ReportSpec[Any],
+    raw: list[dict[str, Any]],
+    *,
+    rule: DisclosureRule,
+    as_of: datetime,
+    from_time: datetime | None = None,
+    boundaries: Boundaries | None = None,
+) -> Analysis[Any]:
+    """Report ``spec``'s true rows published under ``rule``, within its publication."""
+    rule = rule_for_report(rule, spec.name)
+    if uses_cell_keys(rule, spec.name):
+        rows, totals = perturbed(
+            engine, spec.name, prepared_rows(spec, raw), as_of=as_of, boundaries=boundaries
+        )
+        return published(
+            spec, rows, rule, as_of=as_of, boundaries=boundaries, prepared=True, totals=totals
+        )
+    guard = protection(engine, spec, raw, as_of=as_of, boundaries=boundaries, rule=rule)
+    return published(
+        spec,
+        raw,
+        rule,
+        as_of=as_of,
+        from_time=from_time,
+        boundaries=boundaries,
+        hide=guard.columns if guard else None,
+        hide_totals=guard.totals if guard else (),
+    )
+
+
 def publish_all(
     engine: Engine,
     as_of: datetime,
@@ -371,20 +404,38 @@ def publish_all(
     boundary_sets: Sequence[Boundaries] = BOUNDARY_SETS,
 ) -> list[Analysis[Any]]:
     """Every report of the publication at ``as_of``, published together under ``rule``:
-    the same cells hidden as when each is asked for alone."""
+    the same cells hidden (or perturbed) as when each is asked for alone."""
     publication = gather(engine, as_of)
-    hidden = publication.hidden(rule)
+    hidden: dict[str, frozenset[Cell] | None] = {}
     results = []
     for (name, boundaries), rows in publication.tables.items():
         if boundaries is not None and boundaries not in boundary_sets:
             continue
         spec = REPORTS[name]
-        guard = Protection(name, boundaries, hidden) if hidden is not None else None
+        table_rule = rule_for_report(rule, name)
+        if uses_cell_keys(table_rule, name):
+            noisy, totals = perturbed(engine, name, rows, as_of=as_of, boundaries=boundaries)
+            results.append(
+                published(
+                    spec,
+                    noisy,
+                    table_rule,
+                    as_of=as_of,
+                    boundaries=boundaries,
+                    prepared=True,
+                    totals=totals,
+                )
+            )
+            continue
+        if table_rule.name not in hidden:
+            hidden[table_rule.name] = publication.hidden(table_rule)
+        cells = hidden[table_rule.name]
+        guard = Protection(name, boundaries, cells) if cells is not None else None
         results.append(
             published(
                 spec,
                 rows,
-                rule,
+                table_rule,
                 as_of=as_of,
                 boundaries=boundaries,
                 hide=guard.columns if guard else None,
