@@ -77,7 +77,8 @@ Disclosure = Annotated[
     typer.Option(
         "--disclosure",
         help="Disclosure control for published figures: 'nhs' suppresses 1-7 and rounds "
-        "other counts to 5 (NHS England's rule); 'min-count' needs --min-count.",
+        "other counts to 5 (NHS England's rule); 'min-count' needs --min-count; 'ckm' "
+        "perturbs each count by its users' cell key (same users, same figure).",
     ),
 ]
 Format = Annotated[ReportFormat, typer.Option("--format", help="Output format.")]
@@ -564,6 +565,40 @@ def risk(
         settings = _settings(data_dir=data_dir, database_url=database_url)
         result = risk_report(settings, as_of=_as_of(as_of), threshold=threshold)
         sys.stdout.write(render(result, fmt))
+
+
+@app.command()
+def publish(
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory of the mart to write.")
+    ],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    as_of: AsOf = None,
+    min_count: MinCount = None,
+    disclosure: Disclosure = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace OUT even if it is not empty.")
+    ] = False,
+    debug: Debug = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Write every report as CSV and Parquet, the HTML page and a manifest, under
+    disclosure control (default: the NHS rule), atomically."""
+    from evergreen_etl.publish import publish as publish_mart
+
+    with _command(debug, True, log_format):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        if disclosure is None and min_count is None:
+            disclosure = "nhs"
+        result = publish_mart(
+            settings,
+            out,
+            rule=disclosure_rule(disclosure, min_count),
+            as_of=_as_of(as_of),
+            force=force,
+        )
+        typer.echo(f"published {len(result.files) + 1} files to {result.out}")
 
 
 def main() -> None:
