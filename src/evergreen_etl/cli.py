@@ -17,11 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from evergreen_etl.errors import ConfigurationError, EvergreenError
-from evergreen_etl.logs import LogFormat, configure_logging
+from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging, new_run_id
 from evergreen_etl.models import RunResult
+from evergreen_etl.observe import observing
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
-from evergreen_etl.report.render import ReportFormat, render
+from evergreen_etl.run_record import RecordOutput, RunRecorder
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
 
@@ -80,6 +81,9 @@ Disclosure = Annotated[
         "other counts to 5 (NHS England's rule); 'min-count' needs --min-count.",
     ),
 ]
+# The report formats (report.render.ReportFormat), named here so that `--help` does not import
+# the report package and SQLAlchemy with it.
+ReportFormat = Literal["table", "csv", "json"]
 Format = Annotated[ReportFormat, typer.Option("--format", help="Output format.")]
 MaxRejectRate = Annotated[
     float | None,
@@ -116,6 +120,15 @@ Precision = Annotated[
 AutoUpgrade = Annotated[
     bool, typer.Option("--auto-upgrade", help="Migrate an out-of-date warehouse schema first.")
 ]
+SummaryJson = Annotated[
+    Path | None,
+    typer.Option(
+        "--summary-json",
+        dir_okay=False,
+        help="Write the run record (run id, stage timings, counts, checksums, as-of, "
+        "changed, exit status) to this JSON file, however the command ends.",
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 LogFormatOption = Annotated[
@@ -125,36 +138,60 @@ LogFormatOption = Annotated[
 
 @contextmanager
 def _command(
-    debug: bool = False, quiet: bool = False, log_format: LogFormat = "text"
-) -> Iterator[None]:
-    """Set up logging; turn our errors into a one-line message and an exit status."""
+    debug: bool = False,
+    quiet: bool = False,
+    log_format: LogFormat = "text",
+    *,
+    record: RecordOutput | None = None,
+) -> Iterator[str]:
+    """Set up logging and a run id; turn our errors into a one-line message and an exit status.
+
+    With ``record``, the run record is written (and/or printed) however the command ends.
+    """
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     configure_logging(level=level, fmt=log_format)
-    try:
-        yield
-    except EvergreenError as exc:
-        if debug:
-            traceback.print_exc()
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        if exc.hint:
-            _err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=exc.exit_code) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _err.print(f"[bold red]error:[/] invalid setting: {problems}", highlight=False)
-        raise typer.Exit(code=ConfigurationError.exit_code) from None
-    except KeyboardInterrupt:
-        _err.print("interrupted")
-        raise typer.Exit(code=130) from None
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        # The type only: an unexpected exception's text might quote input data.
-        _err.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}; rerun with --debug for details",
-            highlight=False,
-        )
-        raise typer.Exit(code=_UNEXPECTED_EXIT) from None
+    code, message = 0, None
+    run_id = record.recorder.run_id if record else None
+    watchers = (record.recorder,) if record else ()
+    with bound_run_id(run_id) as run_id, observing(*watchers):
+        try:
+            yield run_id
+        except EvergreenError as exc:
+            if debug:
+                traceback.print_exc()
+            code, message = exc.exit_code, str(exc)
+            _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            if exc.hint:
+                _err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            code, message = ConfigurationError.exit_code, f"invalid setting: {problems}"
+            _err.print(f"[bold red]error:[/] {message}", highlight=False)
+        except KeyboardInterrupt:
+            code, message = 130, "interrupted"
+            _err.print("interrupted")
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            # The type only: an unexpected exception's text might quote input data.
+            code = _UNEXPECTED_EXIT
+            message = f"unexpected {type(exc).__name__}; rerun with --debug for details"
+            _err.print(f"[bold red]error:[/] {message}", highlight=False)
+        if record is not None:
+            try:
+                record.emit(code, message)
+            except OSError as exc:
+                _err.print(
+                    f"[bold red]error:[/] cannot write the run record to {record.path}: "
+                    f"{exc.strerror or type(exc).__name__}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                code = code or 1
+    if code:
+        raise typer.Exit(code=code)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -264,14 +301,18 @@ def load(
     k_policy: KPolicy = None,
     location_precision: Precision = None,
     auto_upgrade: AutoUpgrade = False,
+    summary_json: SummaryJson = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
 ) -> None:
     """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2)."""
     from evergreen_etl.load import load as load_snapshot
+    from evergreen_etl.logs import timed_stage
 
-    with _command(debug, quiet, log_format):
+    recorder = RunRecorder("load", new_run_id())
+    output = RecordOutput(recorder, summary_json, to_stdout=False)
+    with _command(debug, quiet, log_format, record=output) as run_id:
         settings = _settings(
             data_dir=data_dir,
             database_url=database_url,
@@ -279,13 +320,16 @@ def load(
             k_policy=k_policy,
             location_precision=location_precision,
         )
-        result = load_snapshot(
-            settings,
-            as_of=_as_of(as_of),
-            absent=absent,
-            auto_upgrade=auto_upgrade,
-            progress=not quiet,
-        )
+        recorder.raw_dir = settings.raw_dir
+        with timed_stage("load", run_id) as out:
+            result = load_snapshot(
+                settings,
+                as_of=_as_of(as_of),
+                absent=absent,
+                auto_upgrade=auto_upgrade,
+                progress=not quiet,
+            )
+            out.append(result)
         typer.echo(result.model_dump_json(indent=2))
 
 
@@ -392,14 +436,22 @@ def run(
     min_count: MinCount = None,
     disclosure: Disclosure = None,
     max_reject_rate: MaxRejectRate = None,
+    summary_json: SummaryJson = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Extract, anonymise, load and report, in order; the report goes to stdout."""
-    from evergreen_etl.pipeline import run as run_pipeline
+    """Extract, anonymise, load and report, in order; the report goes to stdout.
 
-    with _command(debug, quiet, log_format):
+    With --format json, stdout is the run record (as --summary-json writes it), the report's
+    rows under "report".
+    """
+    from evergreen_etl.pipeline import run as run_pipeline
+    from evergreen_etl.report.render import render
+
+    recorder = RunRecorder("run", new_run_id())
+    output = RecordOutput(recorder, summary_json, to_stdout=fmt == "json")
+    with _command(debug, quiet, log_format, record=output):
         settings = _settings(
             data_dir=data_dir,
             database_url=database_url,
@@ -409,6 +461,7 @@ def run(
             k_policy=k_policy,
             location_precision=location_precision,
         )
+        recorder.raw_dir = settings.raw_dir
         result = run_pipeline(
             settings,
             as_of=_as_of(as_of),
@@ -420,7 +473,8 @@ def run(
         )
         if not quiet and log_format == "text":  # JSON logs carry the same counts per stage
             _print_summary(result)
-        sys.stdout.write(render(result.report, fmt))
+        if fmt != "json":  # the JSON is the run record, written when the command ends
+            sys.stdout.write(render(result.report, fmt))
 
 
 @app.command()
@@ -440,6 +494,7 @@ def demo(
 ) -> None:
     """Generate realistic sample sources (no network) and run the job on each snapshot."""
     from evergreen_etl.pipeline import demo as run_demo
+    from evergreen_etl.report.render import render
 
     with _command(debug, quiet, log_format):
         settings = _settings(data_dir=data_dir, database_url=database_url)

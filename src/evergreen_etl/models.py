@@ -6,13 +6,13 @@ so they can be logged, printed as JSON or returned from an Airflow task as they 
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen_etl.postcodes import PostcodeKind
+from evergreen_etl.times import UtcDateTime
 
 SourceName = Literal["users", "postcodes"]
 
@@ -28,10 +28,10 @@ class ManifestEntry(_Frozen):
     url: str
     path: str = Field(description="File name under DATA_DIR/raw")
     etag: str | None = None
-    last_modified: datetime | None = None
+    last_modified: UtcDateTime | None = None
     size: int
     sha256: str
-    fetched_at: datetime
+    fetched_at: UtcDateTime
     downloaded: bool = Field(description="False when the source was unchanged and reused")
 
 
@@ -110,7 +110,7 @@ class LoadResult(_Frozen):
     """Result of ``load``: what the SCD2 merge did, per the audit row it wrote."""
 
     run_id: int | None
-    as_of: datetime
+    as_of: UtcDateTime
     skipped: bool = Field(description="True when this exact snapshot was already loaded")
     postcodes_loaded: int | None = Field(description="None when the lookup was unchanged")
     users_in_snapshot: int
@@ -140,7 +140,7 @@ class ReportRow(_Frozen):
 class Report(_Frozen):
     """Distinct users by local authority at ``as_of``."""
 
-    as_of: datetime
+    as_of: UtcDateTime
     rows: list[ReportRow]
     total: int
     min_count: int | None = None

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from evergreen_etl.anonymise import anonymise
 from evergreen_etl.extract import extract
 from evergreen_etl.load import load
-from evergreen_etl.logs import new_run_id, timed_stage
+from evergreen_etl.logs import current_run_id, new_run_id, timed_stage
 from evergreen_etl.models import RunResult
 from evergreen_etl.privacy.disclosure import DisclosureRule
 from evergreen_etl.report import report
@@ -33,7 +33,7 @@ def run(
     progress: bool = True,
 ) -> RunResult:
     """Run every stage in order on the configured sources; return each stage's result."""
-    run_id = new_run_id()
+    run_id = current_run_id() or new_run_id()
     with timed_stage("extract", run_id) as out:
         extracted = extract(settings, progress=progress)
         out.append(extracted)

@@ -6,10 +6,11 @@ Counts are ``int | None``: None means suppressed by disclosure control, and the 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from evergreen_etl.times import UtcDateTime
 
 Boundaries = Literal["supplied", "current"]
 AGE_BANDS = ("0-17", "18-29", "30-44", "45-64", "65+", "unknown")
@@ -73,7 +74,7 @@ class SnapshotChanges(AnalysisRow):
     """What one loaded snapshot changed, from the address history."""
 
     run_id: int
-    as_of: datetime
+    as_of: UtcDateTime
     new_users: int | None = Field(description="Users seen for the first time")
     returned_users: int | None = Field(description="Users back after an absence")
     moved_users: int | None = Field(description="Users whose postcode changed")
@@ -94,7 +95,7 @@ class RunQuality(AnalysisRow):
     """The data-quality record of one load, from the audit table."""
 
     run_id: int
-    as_of: datetime
+    as_of: UtcDateTime
     status: str
     records_read: int | None
     rejected: int | None
@@ -122,8 +123,8 @@ class Analysis(BaseModel, Generic[RowT]):
 
     name: str
     title: str
-    as_of: datetime
-    from_time: datetime | None = Field(None, description="Start of the period (movers)")
+    as_of: UtcDateTime
+    from_time: UtcDateTime | None = Field(None, description="Start of the period (movers)")
     boundaries: Boundaries | None = Field(None, description="None when not by authority")
     columns: tuple[str, ...]
     counts: tuple[str, ...] = Field(description="The columns under disclosure control")
@@ -149,7 +150,7 @@ class UserMap(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    as_of: datetime
+    as_of: UtcDateTime
     cell_degrees: float
     min_users: int = Field(description="Cells with fewer users are not drawn")
     cells: list[MapCell]
