@@ -367,6 +367,14 @@ HtmlOut = Annotated[
         "--html", dir_okay=False, help="Also write one self-contained page: table, chart, map."
     ),
 ]
+WithMetadata = Annotated[
+    bool,
+    typer.Option(
+        "--with-metadata",
+        help="With --format json: an object with as-of, rule, boundary basis, lookup version, "
+        "generated-at and package version around the rows (plain JSON is the list of rows).",
+    ),
+]
 PngOut = Annotated[
     Path | None, typer.Option("--png", dir_okay=False, help="Also write the bar chart as PNG.")
 ]
@@ -387,6 +395,7 @@ def report(
     disclosure: Disclosure = None,
     html: HtmlOut = None,
     png: PngOut = None,
+    with_metadata: WithMetadata = False,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
 ) -> None:
@@ -405,6 +414,8 @@ def report(
         if list_reports:
             sys.stdout.write(render_list(catalogue()))
             return
+        if with_metadata and fmt != "json":
+            raise ConfigurationError("--with-metadata needs --format json")
         settings = _settings(data_dir=data_dir, database_url=database_url)
         rule = disclosure_rule(disclosure, min_count)
         result = analysis(
@@ -416,7 +427,12 @@ def report(
             boundaries=boundaries,
             disclosure=rule,
         )
-        sys.stdout.write(render_analysis(result, fmt))
+        if with_metadata:
+            from evergreen_etl.report.metadata import render_with_metadata
+
+            sys.stdout.write(render_with_metadata(result))
+        else:
+            sys.stdout.write(render_analysis(result, fmt))
         for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
             _err.print(f"wrote {path}", highlight=False)
 

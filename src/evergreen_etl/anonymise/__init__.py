@@ -25,6 +25,7 @@ from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
 from evergreen_etl.progress import Progress
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.users import UsersReader
+from evergreen_etl.times import json_default
 from evergreen_etl.workers import WorkerBatches
 
 __all__ = ["STAGED_COLUMNS", "anonymise", "read_staged_summary"]
@@ -110,7 +111,7 @@ def anonymise(
             name: temps[name].stat().st_size for name in (STAGED_USERS, REJECTS)
         }
         summary = _summary(settings, source, result, fingerprint)
-        temps[SUMMARY].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        temps[SUMMARY].write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
         for name in (STAGED_USERS, REJECTS, SUMMARY):  # the summary last: it marks completion
             os.replace(temps[name], paths[name])
     finally:
@@ -255,7 +256,7 @@ def _write_summary(
     """Rewrite the summary of reused staged files (new time, the source's Last-Modified)."""
     try:
         summary = _summary(settings, source, result, fingerprint)
-        temps[SUMMARY].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        temps[SUMMARY].write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
         os.replace(temps[SUMMARY], paths[SUMMARY])
     finally:
         temps[SUMMARY].unlink(missing_ok=True)
