@@ -30,7 +30,6 @@ app = typer.Typer(
     help="Pseudonymise Evergreen's customers, keep their address history and count users "
     "by local authority.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Create or migrate the warehouse schema (Alembic).", no_args_is_help=True)
@@ -642,6 +641,27 @@ def risk(
         sys.stdout.write(render_risk(result, fmt))
 
 
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    fmt: Annotated[
+        Literal["table", "json"], typer.Option("--format", help="Output format.")
+    ] = "table",
+    debug: Debug = False,
+) -> None:
+    """The warehouse at a glance: URL (password hidden), schema, snapshots, key, last run."""
+    from evergreen_etl.status import render_status, warehouse_status
+
+    with _command(debug, True):
+        result = warehouse_status(_settings(data_dir=data_dir, database_url=database_url))
+        if fmt == "json":
+            typer.echo(result.model_dump_json(indent=2))
+        else:
+            sys.stdout.write(render_status(result))
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m evergreen_etl``, under the same name, so
+    that shell completion answers either way)."""
+    app(prog_name="evergreen-etl")
