@@ -82,7 +82,7 @@ def test_unchanged_rerun_record_says_nothing_changed(
 def test_failed_run_still_writes_its_record(
     runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
 ) -> None:
-    """A run that fails writes a record with its exit status, the error line and the failed stage."""
+    """A failed run writes a record with its exit status, the error line and the failed stage."""
     record_path = tmp_path / "run.json"
     result = _run(
         runner,
@@ -96,7 +96,8 @@ def test_failed_run_still_writes_its_record(
     assert result.exit_code == 3
     record = _read(record_path)
     assert (record["status"], record["exit_status"], record["changed"]) == ("failed", 3, False)
-    assert record["error"] and "\n" not in record["error"]
+    assert record["error"]
+    assert "\n" not in record["error"]
     assert [(s["stage"], s["status"]) for s in record["stages"]] == [("extract", "failed")]
 
 

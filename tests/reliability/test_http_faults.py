@@ -10,10 +10,9 @@ Decisions these tests pin down (see docs/failure-modes.md):
 
 from __future__ import annotations
 
-import json
-
 import errno
 import fcntl
+import json
 import os
 import re
 import time
