@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from evergreen_etl.config import set_config_file
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging, new_run_id
 from evergreen_etl.models import RunResult
@@ -251,8 +252,18 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            dir_okay=False,
+            help="Settings file (TOML) [default: $EVERGREEN_CONFIG, else ./evergreen.toml].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Pseudonymise customers, keep their address history, count users by authority."""
+    set_config_file(config)
 
 
 @app.command()
@@ -659,6 +670,23 @@ def status(
             typer.echo(result.model_dump_json(indent=2))
         else:
             sys.stdout.write(render_status(result))
+
+
+config_app = typer.Typer(
+    help="Settings: options > environment > .env > config file > defaults.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, debug: Debug = False
+) -> None:
+    """Print every effective setting with where it came from (secrets hidden)."""
+    from evergreen_etl.config import render_settings
+
+    with _command(debug, True):
+        sys.stdout.write(render_settings({"data_dir": data_dir, "database_url": database_url}))
 
 
 def main() -> None:
