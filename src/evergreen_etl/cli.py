@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evergreen_etl.config import set_config_file
@@ -129,6 +130,15 @@ SummaryJson = Annotated[
         "changed, exit status) to this JSON file, however the command ends.",
     ),
 ]
+MetricsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        dir_okay=False,
+        help="Write the run's metrics in Prometheus text format (node_exporter textfile "
+        "collector); needs evergreen-etl[metrics].",
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 LogFormatOption = Annotated[
@@ -155,20 +165,22 @@ def _command(
     watchers = (record.recorder,) if record else ()
     with bound_run_id(run_id) as run_id, observing(*watchers):
         try:
+            if record is not None:
+                record.prepare()
             yield run_id
         except EvergreenError as exc:
             if debug:
                 traceback.print_exc()
             code, message = exc.exit_code, str(exc)
-            _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             if exc.hint:
-                _err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
+                _err.print(f"hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             code, message = ConfigurationError.exit_code, f"invalid setting: {problems}"
-            _err.print(f"[bold red]error:[/] {message}", highlight=False)
+            _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             code, message = 130, "interrupted"
             _err.print("interrupted")
@@ -184,8 +196,11 @@ def _command(
                 record.emit(code, message)
             except OSError as exc:
                 _err.print(
-                    f"[bold red]error:[/] cannot write the run record to {record.path}: "
-                    f"{exc.strerror or type(exc).__name__}",
+                    "[bold red]error:[/] "
+                    + escape(
+                        f"cannot write the run record to {record.path}: "
+                        f"{exc.strerror or type(exc).__name__}"
+                    ),
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -312,6 +327,7 @@ def load(
     location_precision: Precision = None,
     auto_upgrade: AutoUpgrade = False,
     summary_json: SummaryJson = None,
+    metrics_file: MetricsFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -321,7 +337,7 @@ def load(
     from evergreen_etl.logs import timed_stage
 
     recorder = RunRecorder("load", new_run_id())
-    output = RecordOutput(recorder, summary_json, to_stdout=False)
+    output = RecordOutput(recorder, summary_json, False, metrics_file)
     with _command(debug, quiet, log_format, record=output) as run_id:
         settings = _settings(
             data_dir=data_dir,
@@ -463,6 +479,7 @@ def run(
     disclosure: Disclosure = None,
     max_reject_rate: MaxRejectRate = None,
     summary_json: SummaryJson = None,
+    metrics_file: MetricsFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -476,7 +493,7 @@ def run(
     from evergreen_etl.report.render import render
 
     recorder = RunRecorder("run", new_run_id())
-    output = RecordOutput(recorder, summary_json, to_stdout=fmt == "json")
+    output = RecordOutput(recorder, summary_json, fmt == "json", metrics_file)
     with _command(debug, quiet, log_format, record=output):
         settings = _settings(
             data_dir=data_dir,

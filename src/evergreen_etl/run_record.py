@@ -178,18 +178,38 @@ def _package_version() -> str:
 
 
 class RecordOutput:
-    """Where a command's run record goes: a file (``--summary-json``) and/or stdout."""
+    """Where a command's run record goes: a file (``--summary-json``), stdout, metrics."""
 
-    def __init__(self, recorder: RunRecorder, path: Path | None, to_stdout: bool) -> None:
+    def __init__(
+        self,
+        recorder: RunRecorder,
+        path: Path | None,
+        to_stdout: bool,
+        metrics_path: Path | None = None,
+    ) -> None:
         self.recorder = recorder
         self.path = path
         self.to_stdout = to_stdout
+        self.metrics_path = metrics_path
+        self._metrics_ready = False
+
+    def prepare(self) -> None:
+        """Check, before the run, that every output can be made (the metrics extra)."""
+        if self.metrics_path is not None:
+            from evergreen_etl.metrics import require_prometheus_client
+
+            require_prometheus_client()
+            self._metrics_ready = True
 
     def emit(self, exit_status: int, error: str | None) -> RunRecord:
         """Write the record of a run that ended with ``exit_status``; OSError if unwritable."""
         record = self.recorder.record(exit_status, error)
         if self.path is not None:
             write_record(record, self.path)
+        if self.metrics_path is not None and self._metrics_ready:
+            from evergreen_etl.metrics import write_metrics
+
+            write_metrics(record, self.metrics_path)
         if self.to_stdout:
             sys.stdout.write(record_json(record))
         return record

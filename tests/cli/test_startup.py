@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,35 @@ def test_version_prints_the_package_version() -> None:
     assert result.stdout.strip() == f"evergreen-etl {__version__}"
 
 
-@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_script_is_generated(shell: str) -> None:
-    """`--show-completion SHELL` prints a completion script for the command."""
-    result = CliRunner().invoke(app, ["--show-completion", shell], prog_name="evergreen-etl")
-    assert result.exit_code == 0, result.stderr
-    assert "_EVERGREEN_ETL_COMPLETE" in result.stdout
+def _in_bash(command: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m evergreen_etl COMMAND`` from bash (the shell completion detects)."""
+    return subprocess.run(
+        ["bash", "-c", f'"$PYTHON" -m evergreen_etl {command}'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHON": sys.executable, "HOME": str(home)},
+        check=False,
+    )
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_show_completion_prints_a_bash_script(tmp_path: Path) -> None:
+    """`--show-completion` from bash prints the bash completion script for `evergreen-etl`."""
+    process = _in_bash("--show-completion", tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert "_EVERGREEN_ETL_COMPLETE=complete_bash" in process.stdout
+    assert "complete -o default -F" in process.stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_install_completion_writes_the_script_under_home(tmp_path: Path) -> None:
+    """`--install-completion` from bash installs the script and sources it from ~/.bashrc."""
+    process = _in_bash("--install-completion", tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert "evergreen-etl" in (tmp_path / ".bashrc").read_text()
+    installed = list((tmp_path / ".bash_completions").iterdir())
+    assert [p.name for p in installed] == ["evergreen-etl.sh"]
 
 
 def test_help_does_not_import_sqlalchemy() -> None:

@@ -1,0 +1,133 @@
+"""`--metrics-file`: Prometheus text format, parsed back with prometheus-client's own parser."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from evergreen_etl.cli import app
+from evergreen_etl.sample import SampleResult, generate_sample
+from support.keys import TEST_KEY
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleResult:
+    """Small generated sources."""
+    return generate_sample(
+        tmp_path_factory.mktemp("sample"), users=200, postcodes=2000, snapshots=1, seed=3
+    )
+
+
+def _run(data: Path, sample: SampleResult, *extra: str, users: Path | None = None) -> object:
+    return CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--data-dir",
+            str(data),
+            "--users-url",
+            str(users or sample.users_paths[0]),
+            "--postcodes-url",
+            str(sample.postcodes_path),
+            "--as-of",
+            "2024-01-01",
+            "-q",
+            *extra,
+        ],
+        env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY},
+    )
+
+
+def _samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample in a metrics file, by name and sorted labels."""
+    families = text_string_to_metric_families(path.read_text(encoding="utf-8"))
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+
+def test_run_writes_parseable_metrics(tmp_path: Path, sample: SampleResult) -> None:
+    """Rows and duration per stage, users by change, rejects, success time, lookup version."""
+    metrics, record = tmp_path / "metrics" / "evergreen.prom", tmp_path / "run.json"
+    result = _run(
+        tmp_path / "d", sample, "--metrics-file", str(metrics), "--summary-json", str(record)
+    )
+    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    got = _samples(metrics)
+    stages = json.loads(record.read_text())["stages"]
+    counts = {s["stage"]: s["counts"] for s in stages}
+    for stage in ("extract", "anonymise", "load", "report"):
+        assert got[("evergreen_etl_stage_duration_seconds", (("stage", stage),))] >= 0
+        assert got[("evergreen_etl_stage_success", (("stage", stage),))] == 1
+    assert (
+        got[("evergreen_etl_stage_rows", (("stage", "load"),))]
+        == counts["load"]["users_in_snapshot"]
+    )
+    assert (
+        got[("evergreen_etl_stage_rows", (("stage", "anonymise"),))]
+        == counts["anonymise"]["records_read"]
+    )
+    assert got[("evergreen_etl_users", (("change", "new"),))] == counts["load"]["new"] > 0
+    assert got[("evergreen_etl_users", (("change", "moved"),))] == 0
+    assert got[("evergreen_etl_rejected_records", ())] == counts["anonymise"]["rejected"]
+    assert got[("evergreen_etl_run_success", ())] == 1
+    assert got[("evergreen_etl_run_changed", ())] == 1
+    assert abs(got[("evergreen_etl_last_success_timestamp_seconds", ())] - time.time()) < 120
+    assert got[("evergreen_etl_lookup_info", (("version", "unknown"),))] == 1
+    assert sorted(p.name for p in metrics.parent.iterdir()) == ["evergreen.prom"]
+
+
+def test_failed_run_keeps_the_last_success_time(tmp_path: Path, sample: SampleResult) -> None:
+    """A failed run says so and carries the previous success time forward for staleness alerts."""
+    metrics = tmp_path / "evergreen.prom"
+    assert _run(tmp_path / "d", sample, "--metrics-file", str(metrics)).exit_code == 0  # type: ignore[attr-defined]
+    succeeded_at = _samples(metrics)[("evergreen_etl_last_success_timestamp_seconds", ())]
+    failed = _run(
+        tmp_path / "d", sample, "--metrics-file", str(metrics), users=tmp_path / "missing.json"
+    )
+    assert failed.exit_code == 3  # type: ignore[attr-defined]
+    got = _samples(metrics)
+    assert got[("evergreen_etl_run_success", ())] == 0
+    assert got[("evergreen_etl_run_exit_status", ())] == 3
+    assert got[("evergreen_etl_stage_success", (("stage", "extract"),))] == 0
+    assert got[("evergreen_etl_last_success_timestamp_seconds", ())] == succeeded_at
+
+
+def test_load_writes_metrics_too(tmp_path: Path, sample: SampleResult) -> None:
+    """`load --metrics-file` writes the load stage's figures (nothing changed on a rerun)."""
+    assert _run(tmp_path / "d", sample).exit_code == 0  # type: ignore[attr-defined]
+    metrics = tmp_path / "load.prom"
+    result = CliRunner().invoke(
+        app,
+        [
+            "load",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--as-of",
+            "2024-01-01",
+            "-q",
+            "--metrics-file",
+            str(metrics),
+        ],
+        env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY},
+    )
+    assert result.exit_code == 0, result.stderr
+    got = _samples(metrics)
+    assert got[("evergreen_etl_stage_success", (("stage", "load"),))] == 1
+    assert got[("evergreen_etl_run_changed", ())] == 0
+
+
+def test_without_the_extra_metrics_file_exits_2_before_running(
+    tmp_path: Path, sample: SampleResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without prometheus-client, --metrics-file says what to install and runs nothing."""
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails as if absent
+    result = _run(tmp_path / "d", sample, "--metrics-file", str(tmp_path / "m.prom"))
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert "pip install 'evergreen-etl[metrics]'" in result.stderr  # type: ignore[attr-defined]
+    assert not (tmp_path / "d").exists()
+    assert not (tmp_path / "m.prom").exists()
