@@ -28,11 +28,13 @@ from support.sources import LoadSnapshot, write_lookup_zip, write_users
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No EVERGREEN_* variable from the developer's shell leaks into a test; no cached settings."""
+    """No EVERGREEN_* or OPENLINEAGE_* variable leaks into a test; no cached settings."""
     import os
 
     for name in list(os.environ):
         if name.startswith("EVERGREEN_") and name != "EVERGREEN_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+        if name.startswith("OPENLINEAGE_"):  # lineage only where a test asks for it
             monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield

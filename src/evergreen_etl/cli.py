@@ -139,6 +139,24 @@ MetricsFile = Annotated[
         "collector); needs evergreen-etl[metrics].",
     ),
 ]
+LineageUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--lineage-url",
+        help="Send OpenLineage events to this receiver (e.g. Marquez) [default: "
+        "$OPENLINEAGE_URL]; needs evergreen-etl[lineage].",
+        show_default=False,
+    ),
+]
+LineageFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--lineage-file",
+        dir_okay=False,
+        help="Append OpenLineage events to this file, one JSON per line; needs "
+        "evergreen-etl[lineage].",
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 LogFormatOption = Annotated[
@@ -161,13 +179,12 @@ def _command(
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     configure_logging(level=level, fmt=log_format)
     code, message = 0, None
-    run_id = record.recorder.run_id if record else None
-    watchers = (record.recorder,) if record else ()
-    with bound_run_id(run_id) as run_id, observing(*watchers):
+    with bound_run_id(record.recorder.run_id if record else None) as run_id:
         try:
             if record is not None:
                 record.prepare()
-            yield run_id
+            with observing(*(record.observers() if record else ())):
+                yield run_id
         except EvergreenError as exc:
             if debug:
                 traceback.print_exc()
@@ -328,6 +345,8 @@ def load(
     auto_upgrade: AutoUpgrade = False,
     summary_json: SummaryJson = None,
     metrics_file: MetricsFile = None,
+    lineage_url: LineageUrl = None,
+    lineage_file: LineageFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -337,7 +356,7 @@ def load(
     from evergreen_etl.logs import timed_stage
 
     recorder = RunRecorder("load", new_run_id())
-    output = RecordOutput(recorder, summary_json, False, metrics_file)
+    output = RecordOutput(recorder, summary_json, False, metrics_file, lineage_url, lineage_file)
     with _command(debug, quiet, log_format, record=output) as run_id:
         settings = _settings(
             data_dir=data_dir,
@@ -346,7 +365,7 @@ def load(
             k_policy=k_policy,
             location_precision=location_precision,
         )
-        recorder.raw_dir = settings.raw_dir
+        output.bind(settings)
         with timed_stage("load", run_id) as out:
             result = load_snapshot(
                 settings,
@@ -480,6 +499,8 @@ def run(
     max_reject_rate: MaxRejectRate = None,
     summary_json: SummaryJson = None,
     metrics_file: MetricsFile = None,
+    lineage_url: LineageUrl = None,
+    lineage_file: LineageFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -493,7 +514,9 @@ def run(
     from evergreen_etl.report.render import render
 
     recorder = RunRecorder("run", new_run_id())
-    output = RecordOutput(recorder, summary_json, fmt == "json", metrics_file)
+    output = RecordOutput(
+        recorder, summary_json, fmt == "json", metrics_file, lineage_url, lineage_file
+    )
     with _command(debug, quiet, log_format, record=output):
         settings = _settings(
             data_dir=data_dir,
@@ -504,7 +527,7 @@ def run(
             k_policy=k_policy,
             location_precision=location_precision,
         )
-        recorder.raw_dir = settings.raw_dir
+        output.bind(settings)
         result = run_pipeline(
             settings,
             as_of=_as_of(as_of),

@@ -13,14 +13,18 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen_etl.logs import result_counts
 from evergreen_etl.models import ExtractResult, LoadResult, ManifestEntry, Report
-from evergreen_etl.observe import StageEnd, StageStart
+from evergreen_etl.observe import StageEnd, StageObserver, StageStart
 from evergreen_etl.times import UtcDateTime
+
+if TYPE_CHECKING:
+    from evergreen_etl.lineage import LineageEmitter
+    from evergreen_etl.settings import Settings
 
 log = logging.getLogger("evergreen_etl.run_record")
 
@@ -186,20 +190,45 @@ class RecordOutput:
         path: Path | None,
         to_stdout: bool,
         metrics_path: Path | None = None,
+        lineage_url: str | None = None,
+        lineage_file: Path | None = None,
     ) -> None:
         self.recorder = recorder
         self.path = path
         self.to_stdout = to_stdout
         self.metrics_path = metrics_path
+        self.lineage_target = (lineage_url, lineage_file)
+        self.lineage: LineageEmitter | None = None
         self._metrics_ready = False
 
     def prepare(self) -> None:
-        """Check, before the run, that every output can be made (the metrics extra)."""
+        """Before the run: check the optional extras needed, and start the lineage run."""
         if self.metrics_path is not None:
             from evergreen_etl.metrics import require_prometheus_client
 
             require_prometheus_client()
             self._metrics_ready = True
+        from evergreen_etl.lineage import lineage_target
+
+        url, file = lineage_target(*self.lineage_target)
+        if url is not None or file is not None:
+            from evergreen_etl.lineage import LineageEmitter, make_transport, require_openlineage
+
+            require_openlineage()
+            self.lineage = LineageEmitter(
+                self.recorder.command, self.recorder.run_id, make_transport(url, file)
+            )
+            self.lineage.start()
+
+    def bind(self, settings: Settings) -> None:
+        """The run's settings, once known: where the sources and the warehouse are."""
+        self.recorder.raw_dir = settings.raw_dir
+        if self.lineage is not None:
+            self.lineage.settings = settings
+
+    def observers(self) -> tuple[StageObserver, ...]:
+        """Who hears the stages: the recorder, and the lineage emitter when there is one."""
+        return (self.recorder,) if self.lineage is None else (self.recorder, self.lineage)
 
     def emit(self, exit_status: int, error: str | None) -> RunRecord:
         """Write the record of a run that ended with ``exit_status``; OSError if unwritable."""
@@ -210,6 +239,8 @@ class RecordOutput:
             from evergreen_etl.metrics import write_metrics
 
             write_metrics(record, self.metrics_path)
+        if self.lineage is not None:
+            self.lineage.finish(record)
         if self.to_stdout:
             sys.stdout.write(record_json(record))
         return record

@@ -45,7 +45,9 @@ def test_version_prints_the_package_version() -> None:
 def _in_bash(command: str, home: Path) -> subprocess.CompletedProcess[str]:
     """Run ``python -m evergreen_etl COMMAND`` from bash (the shell completion detects)."""
     return subprocess.run(
-        ["bash", "-c", f'"$PYTHON" -m evergreen_etl {command}'],
+        # `; exit` keeps bash as the parent process (it would exec a lone command), so that
+        # the completion's shell detection finds bash however the tests were started.
+        ["bash", "-c", f'"$PYTHON" -m evergreen_etl {command}; exit $?'],
         capture_output=True,
         text=True,
         timeout=60,
