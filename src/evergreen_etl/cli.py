@@ -421,7 +421,16 @@ WithMetadata = Annotated[
     ),
 ]
 PngOut = Annotated[
-    Path | None, typer.Option("--png", dir_okay=False, help="Also write the bar chart as PNG.")
+    Path | None,
+    typer.Option(
+        "--png",
+        dir_okay=False,
+        help="Also write the bar chart as PNG (matplotlib: needs evergreen-etl[charts]).",
+    ),
+]
+SvgOut = Annotated[
+    Path | None,
+    typer.Option("--svg", dir_okay=False, help="Also write the bar chart as a standalone SVG."),
 ]
 
 
@@ -440,6 +449,7 @@ def report(
     disclosure: Disclosure = None,
     html: HtmlOut = None,
     png: PngOut = None,
+    svg: SvgOut = None,
     with_metadata: WithMetadata = False,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
@@ -461,6 +471,10 @@ def report(
             return
         if with_metadata and fmt != "json":
             raise ConfigurationError("--with-metadata needs --format json")
+        if png is not None:
+            from evergreen_etl.report.chart_png import require_matplotlib
+
+            require_matplotlib()
         settings = _settings(data_dir=data_dir, database_url=database_url)
         rule = disclosure_rule(disclosure, min_count)
         result = analysis(
@@ -478,7 +492,8 @@ def report(
             sys.stdout.write(render_with_metadata(result))
         else:
             sys.stdout.write(render_analysis(result, fmt))
-        for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
+        pictures = write_pictures(settings, result, html=html, png=png, svg=svg, disclosure=rule)
+        for path in pictures:
             _err.print(f"wrote {path}", highlight=False)
 
 

@@ -23,6 +23,7 @@ from evergreen_etl.report.catalog import (
     read_sql,
     run_sql,
 )
+from evergreen_etl.report.chart_png import caption, render_png, render_svg
 from evergreen_etl.report.disclosure import (
     DisclosureRule,
     MinCount,
@@ -32,7 +33,6 @@ from evergreen_etl.report.disclosure import (
 )
 from evergreen_etl.report.html import render_html
 from evergreen_etl.report.pictures import Chart, chart, user_map
-from evergreen_etl.report.png import render_png
 from evergreen_etl.report.results import Analysis, Boundaries, LocalAuthorityUsers, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
@@ -177,12 +177,13 @@ def write_pictures(
     *,
     html: Path | None = None,
     png: Path | None = None,
+    svg: Path | None = None,
     min_count: int | None = None,
     disclosure: DisclosureRule | None = None,
     engine: Engine | None = None,
 ) -> list[Path]:
-    """Write the HTML page (table, chart, map) and/or the chart as PNG; the paths written."""
-    if html is None and png is None:
+    """Write the HTML page (table, chart, map) and/or the chart as PNG or SVG; the paths."""
+    if html is None and png is None and svg is None:
         return []
     bars, users = pictures(
         settings, result, min_count=min_count, disclosure=disclosure, engine=engine
@@ -192,8 +193,11 @@ def write_pictures(
         html.write_text(render_html(result, bars, users), encoding="utf-8")
         written.append(html)
     if png is not None:
-        png.write_bytes(render_png(bars))
+        png.write_bytes(render_png(bars, caption(result)))
         written.append(png)
+    if svg is not None:
+        svg.write_text(render_svg(bars), encoding="utf-8")
+        written.append(svg)
     return written
 
 
