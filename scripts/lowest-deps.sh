@@ -25,4 +25,8 @@ echo "lowest direct dependencies:" $(cat "$pins") >&2
 "$venv/bin/python" -m pip check >&2
 
 cd "$repo"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not postgres and not slow" "$@"
+# Deselected: the check that constraints.txt matches the installed versions (here they are the
+# lowest ones on purpose).
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not postgres and not slow" \
+  --deselect tests/delivery/test_wheel.py::test_constraints_match_the_versions_the_tests_run_with \
+  "$@"
