@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from evergreen_etl.cli import app
 from evergreen_etl.sample import SampleResult, generate_sample
 from support.keys import TEST_KEY
 from support.openlineage import LineageReceiver, validate_event
+from support.runs import invoke_run
 
 STAGES = ("extract", "anonymise", "load", "report")
 
@@ -25,32 +25,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleResult:
     """Small generated sources."""
     return generate_sample(
         tmp_path_factory.mktemp("sample"), users=150, postcodes=1500, snapshots=1, seed=5
-    )
-
-
-def _run(
-    data: Path,
-    sample: SampleResult,
-    *extra: str,
-    users: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> Result:
-    return CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--data-dir",
-            str(data),
-            "--users-url",
-            str(users or sample.users_paths[0]),
-            "--postcodes-url",
-            str(sample.postcodes_path),
-            "--as-of",
-            "2024-01-01",
-            "-q",
-            *extra,
-        ],
-        env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY, **(env or {})},
     )
 
 
@@ -73,7 +47,7 @@ def _expected_sequence(
 def test_file_transport_events_are_valid_and_complete(tmp_path: Path, sample: SampleResult) -> None:
     """--lineage-file gets a parent START, START/COMPLETE per stage and the parent COMPLETE."""
     lineage, record = tmp_path / "lineage.jsonl", tmp_path / "run.json"
-    result = _run(
+    result = invoke_run(
         tmp_path / "d", sample, "--lineage-file", str(lineage), "--summary-json", str(record)
     )
     assert result.exit_code == 0, result.stderr
@@ -92,7 +66,7 @@ def test_datasets_carry_schema_and_row_counts(tmp_path: Path, sample: SampleResu
     """Sources, the staged file and the warehouse tables appear with schema and row counts."""
     lineage, record = tmp_path / "lineage.jsonl", tmp_path / "run.json"
     assert (
-        _run(
+        invoke_run(
             tmp_path / "d", sample, "--lineage-file", str(lineage), "--summary-json", str(record)
         ).exit_code
         == 0
@@ -139,7 +113,7 @@ def test_datasets_carry_schema_and_row_counts(tmp_path: Path, sample: SampleResu
 def test_failed_stage_sends_fail_with_the_error(tmp_path: Path, sample: SampleResult) -> None:
     """A failing stage sends FAIL with the one-line error; so does the parent run."""
     lineage = tmp_path / "lineage.jsonl"
-    result = _run(
+    result = invoke_run(
         tmp_path / "d", sample, "--lineage-file", str(lineage), users=tmp_path / "missing.json"
     )
     assert result.exit_code == 3
@@ -160,7 +134,7 @@ def test_failed_stage_sends_fail_with_the_error(tmp_path: Path, sample: SampleRe
 def test_http_transport_posts_the_same_events(tmp_path: Path, sample: SampleResult) -> None:
     """--lineage-url posts every event to a real receiver on 127.0.0.1, valid against the spec."""
     with LineageReceiver() as receiver:
-        result = _run(tmp_path / "d", sample, "--lineage-url", receiver.url)
+        result = invoke_run(tmp_path / "d", sample, "--lineage-url", receiver.url)
     assert result.exit_code == 0, result.stderr
     assert _by_job(receiver.events) == _expected_sequence("run", STAGES)
     assert set(receiver.paths) == {"/api/v1/lineage"}
@@ -171,14 +145,14 @@ def test_http_transport_posts_the_same_events(tmp_path: Path, sample: SampleResu
 def test_openlineage_url_environment_is_honoured(tmp_path: Path, sample: SampleResult) -> None:
     """With OPENLINEAGE_URL set and no option, events go to that receiver."""
     with LineageReceiver() as receiver:
-        result = _run(tmp_path / "d", sample, env={"OPENLINEAGE_URL": receiver.url})
+        result = invoke_run(tmp_path / "d", sample, env={"OPENLINEAGE_URL": receiver.url})
     assert result.exit_code == 0, result.stderr
     assert len(receiver.events) == 10
 
 
-def test_load_is_its_own_parent_run(tmp_path: Path, sample: SampleResult) -> None:
+def test_load_is_its_own_parentinvoke_run(tmp_path: Path, sample: SampleResult) -> None:
     """`load --lineage-file` sends a parent `evergreen_etl.load` around its one stage."""
-    assert _run(tmp_path / "d", sample).exit_code == 0
+    assert invoke_run(tmp_path / "d", sample).exit_code == 0
     lineage = tmp_path / "load.jsonl"
     result = CliRunner().invoke(
         app,
@@ -201,22 +175,11 @@ def test_load_is_its_own_parent_run(tmp_path: Path, sample: SampleResult) -> Non
         validate_event(event)
 
 
-def test_receiver_down_does_not_fail_the_run(tmp_path: Path, sample: SampleResult) -> None:
+def test_receiver_down_does_not_fail_theinvoke_run(tmp_path: Path, sample: SampleResult) -> None:
     """A lineage receiver that refuses connections is a warning; the run succeeds."""
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = _run(tmp_path / "d", sample, "--lineage-url", f"http://127.0.0.1:{port}")
+    result = invoke_run(tmp_path / "d", sample, "--lineage-url", f"http://127.0.0.1:{port}")
     assert result.exit_code == 0, result.stderr
     assert "lineage events not sent" in result.stderr
-
-
-def test_without_the_extra_lineage_exits_2_before_running(
-    tmp_path: Path, sample: SampleResult, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without openlineage-python, --lineage-file says what to install and runs nothing."""
-    monkeypatch.setitem(sys.modules, "openlineage.client", None)
-    result = _run(tmp_path / "d", sample, "--lineage-file", str(tmp_path / "l.jsonl"))
-    assert result.exit_code == 2
-    assert "pip install 'evergreen-etl[lineage]'" in result.stderr
-    assert not (tmp_path / "d").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 from evergreen_etl.cli import app
 from evergreen_etl.sample import SampleResult, generate_sample
 from support.keys import TEST_KEY
+from support.runs import invoke_run
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +21,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleResult:
     """Small generated sources."""
     return generate_sample(
         tmp_path_factory.mktemp("sample"), users=200, postcodes=2000, snapshots=1, seed=3
-    )
-
-
-def _run(data: Path, sample: SampleResult, *extra: str, users: Path | None = None) -> object:
-    return CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--data-dir",
-            str(data),
-            "--users-url",
-            str(users or sample.users_paths[0]),
-            "--postcodes-url",
-            str(sample.postcodes_path),
-            "--as-of",
-            "2024-01-01",
-            "-q",
-            *extra,
-        ],
-        env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY},
     )
 
 
@@ -53,10 +33,10 @@ def _samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 def test_run_writes_parseable_metrics(tmp_path: Path, sample: SampleResult) -> None:
     """Rows and duration per stage, users by change, rejects, success time, lookup version."""
     metrics, record = tmp_path / "metrics" / "evergreen.prom", tmp_path / "run.json"
-    result = _run(
+    result = invoke_run(
         tmp_path / "d", sample, "--metrics-file", str(metrics), "--summary-json", str(record)
     )
-    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.stderr
     got = _samples(metrics)
     stages = json.loads(record.read_text())["stages"]
     counts = {s["stage"]: s["counts"] for s in stages}
@@ -84,12 +64,12 @@ def test_run_writes_parseable_metrics(tmp_path: Path, sample: SampleResult) -> N
 def test_failed_run_keeps_the_last_success_time(tmp_path: Path, sample: SampleResult) -> None:
     """A failed run says so and carries the previous success time forward for staleness alerts."""
     metrics = tmp_path / "evergreen.prom"
-    assert _run(tmp_path / "d", sample, "--metrics-file", str(metrics)).exit_code == 0  # type: ignore[attr-defined]
+    assert invoke_run(tmp_path / "d", sample, "--metrics-file", str(metrics)).exit_code == 0
     succeeded_at = _samples(metrics)[("evergreen_etl_last_success_timestamp_seconds", ())]
-    failed = _run(
+    failed = invoke_run(
         tmp_path / "d", sample, "--metrics-file", str(metrics), users=tmp_path / "missing.json"
     )
-    assert failed.exit_code == 3  # type: ignore[attr-defined]
+    assert failed.exit_code == 3
     got = _samples(metrics)
     assert got[("evergreen_etl_run_success", ())] == 0
     assert got[("evergreen_etl_run_exit_status", ())] == 3
@@ -99,7 +79,7 @@ def test_failed_run_keeps_the_last_success_time(tmp_path: Path, sample: SampleRe
 
 def test_load_writes_metrics_too(tmp_path: Path, sample: SampleResult) -> None:
     """`load --metrics-file` writes the load stage's figures (nothing changed on a rerun)."""
-    assert _run(tmp_path / "d", sample).exit_code == 0  # type: ignore[attr-defined]
+    assert invoke_run(tmp_path / "d", sample).exit_code == 0
     metrics = tmp_path / "load.prom"
     result = CliRunner().invoke(
         app,
@@ -119,15 +99,3 @@ def test_load_writes_metrics_too(tmp_path: Path, sample: SampleResult) -> None:
     got = _samples(metrics)
     assert got[("evergreen_etl_stage_success", (("stage", "load"),))] == 1
     assert got[("evergreen_etl_run_changed", ())] == 0
-
-
-def test_without_the_extra_metrics_file_exits_2_before_running(
-    tmp_path: Path, sample: SampleResult, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without prometheus-client, --metrics-file says what to install and runs nothing."""
-    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails as if absent
-    result = _run(tmp_path / "d", sample, "--metrics-file", str(tmp_path / "m.prom"))
-    assert result.exit_code == 2  # type: ignore[attr-defined]
-    assert "pip install 'evergreen-etl[metrics]'" in result.stderr  # type: ignore[attr-defined]
-    assert not (tmp_path / "d").exists()
-    assert not (tmp_path / "m.prom").exists()

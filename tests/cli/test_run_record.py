@@ -12,28 +12,9 @@ from typer.testing import CliRunner
 
 from evergreen_etl.cli import app
 from evergreen_etl.sample import SampleResult
+from support.runs import invoke_run
 
 _Z_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-def _run(
-    runner: CliRunner, data: Path, sample: SampleResult, *extra: str, users: Path | None = None
-) -> Any:
-    return runner.invoke(
-        app,
-        [
-            "run",
-            "--data-dir",
-            str(data),
-            "--users-url",
-            str(users or sample.users_paths[0]),
-            "--postcodes-url",
-            str(sample.postcodes_path),
-            "--as-of",
-            "2024-01-01",
-            *extra,
-        ],
-    )
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -46,7 +27,7 @@ def test_first_run_record_says_what_changed(
 ) -> None:
     """A first run's record: succeeded, changed, each stage timed and counted, sources hashed."""
     record_path = tmp_path / "records" / "run.json"
-    result = _run(runner, tmp_path / "d", sample, "-q", "--summary-json", str(record_path))
+    result = invoke_run(tmp_path / "d", sample, "--summary-json", str(record_path))
     assert result.exit_code == 0, result.stderr
     record = _read(record_path)
     assert record["command"] == "run"
@@ -68,8 +49,8 @@ def test_unchanged_rerun_record_says_nothing_changed(
 ) -> None:
     """Running again on the same sources succeeds with `"changed": false` and a new run id."""
     first, second = tmp_path / "first.json", tmp_path / "second.json"
-    assert _run(runner, tmp_path / "d", sample, "-q", "--summary-json", str(first)).exit_code == 0
-    rerun = _run(runner, tmp_path / "d", sample, "-q", "--summary-json", str(second))
+    assert invoke_run(tmp_path / "d", sample, "--summary-json", str(first)).exit_code == 0
+    rerun = invoke_run(tmp_path / "d", sample, "--summary-json", str(second))
     assert rerun.exit_code == 0, rerun.stderr
     again = _read(second)
     assert (again["status"], again["changed"], again["warehouse_run"]) == ("succeeded", False, None)
@@ -84,11 +65,9 @@ def test_failed_run_still_writes_its_record(
 ) -> None:
     """A failed run writes a record with its exit status, the error line and the failed stage."""
     record_path = tmp_path / "run.json"
-    result = _run(
-        runner,
+    result = invoke_run(
         tmp_path / "d",
         sample,
-        "-q",
         "--summary-json",
         str(record_path),
         users=tmp_path / "missing.json",
@@ -106,8 +85,8 @@ def test_run_format_json_prints_the_record(
 ) -> None:
     """`run --format json` prints the same document that --summary-json writes."""
     record_path = tmp_path / "run.json"
-    result = _run(
-        runner, tmp_path / "d", sample, "-q", "--format", "json", "--summary-json", str(record_path)
+    result = invoke_run(
+        tmp_path / "d", sample, "--format", "json", "--summary-json", str(record_path)
     )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == _read(record_path)
@@ -119,7 +98,7 @@ def test_load_writes_a_record_with_the_manifest_checksums(
     """`load --summary-json` records the load stage and the sources' checksums from the manifest."""
     data = tmp_path / "d"
     first = tmp_path / "run.json"
-    assert _run(runner, data, sample, "-q", "--summary-json", str(first)).exit_code == 0
+    assert invoke_run(data, sample, "--summary-json", str(first)).exit_code == 0
     record_path = tmp_path / "load.json"
     result = runner.invoke(
         app,
@@ -129,7 +108,6 @@ def test_load_writes_a_record_with_the_manifest_checksums(
             str(data),
             "--as-of",
             "2024-01-01",
-            "-q",
             "--summary-json",
             str(record_path),
         ],
@@ -150,8 +128,14 @@ def test_every_json_log_line_has_the_run_id_and_a_utc_time(
 ) -> None:
     """With --log-format json, every line carries the run record's run id and a `Z` time."""
     record_path = tmp_path / "run.json"
-    result = _run(
-        runner, tmp_path / "d", sample, "--log-format", "json", "--summary-json", str(record_path)
+    result = invoke_run(
+        tmp_path / "d",
+        sample,
+        "--log-format",
+        "json",
+        "--summary-json",
+        str(record_path),
+        quiet=False,
     )
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]
@@ -165,10 +149,7 @@ def test_every_time_in_a_record_is_utc_with_z(
 ) -> None:
     """Times in the run record and in `load`'s printed result end with `Z`."""
     record_path = tmp_path / "run.json"
-    assert (
-        _run(runner, tmp_path / "d", sample, "-q", "--summary-json", str(record_path)).exit_code
-        == 0
-    )
+    assert invoke_run(tmp_path / "d", sample, "--summary-json", str(record_path)).exit_code == 0
     record = _read(record_path)
     times = [record["started_at"], record["finished_at"], record["as_of"]]
     times += [s["started_at"] for s in record["stages"]]
@@ -185,7 +166,7 @@ def test_unwritable_record_path_fails_with_one_line(
     """A record that cannot be written is a one-line error and a non-zero exit."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = _run(runner, tmp_path / "d", sample, "-q", "--summary-json", str(blocker / "run.json"))
+    result = invoke_run(tmp_path / "d", sample, "--summary-json", str(blocker / "run.json"))
     assert result.exit_code == 1
     assert "cannot write the run record" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
