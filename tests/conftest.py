@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    # A command configures the package's logger (its own handler, no propagation); undo that,
+    # so that a later test's caplog sees the package's records however the tests are ordered.
+    package_logger = logging.getLogger("evergreen_etl")
+    for handler in list(package_logger.handlers):
+        package_logger.removeHandler(handler)
+    package_logger.propagate = True
+    package_logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")
