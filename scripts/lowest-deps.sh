@@ -25,8 +25,11 @@ echo "lowest direct dependencies:" $(cat "$pins") >&2
 "$venv/bin/python" -m pip check >&2
 
 cd "$repo"
-# Deselected: the check that constraints.txt matches the installed versions (here they are the
-# lowest ones on purpose).
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not postgres and not slow" \
+# The fast tests. Deselected: the check that constraints.txt matches the installed versions
+# (here they are the lowest ones on purpose).
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not postgres and not slow" \
   --deselect tests/delivery/test_wheel.py::test_constraints_match_the_versions_the_tests_run_with \
   "$@"
+# And the load on PostgreSQL (psycopg's COPY and the merge), when a server can be had: the
+# tests start one, or skip without the server binaries.
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "postgres and not slow" tests/load

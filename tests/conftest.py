@@ -78,12 +78,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects (pytest 8 would run it after)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tag the tests that need PostgreSQL, so `-m "not postgres"` deselects them."""
     for item in items:
         callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
         uses_pg = {"pg_url", "pg_server"} & set(getattr(item, "fixturenames", ()))
-        if uses_pg and (callspec is None or callspec.params.get("database_url") != "sqlite"):
+        # The database_url fixture asks for pg_url at run time, so its postgres case is
+        # known by its parameter, not by the fixture names.
+        if backend == "postgres" or (uses_pg and backend != "sqlite"):
             item.add_marker(pytest.mark.postgres)
 
 
