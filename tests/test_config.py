@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evergreen_etl.anonymise.pseudonym import PseudonymKey
 from evergreen_etl.cli import app
 from evergreen_etl.config import config_file
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.settings import load_settings
 from support.keys import TEST_KEY
 

@@ -38,16 +38,6 @@ NAMESPACE_ENV = "OPENLINEAGE_NAMESPACE"
 DEFAULT_NAMESPACE = "evergreen-etl"
 PRODUCER = "https://pypi.org/project/evergreen-etl/"
 _RUN_NAMESPACE = uuid.UUID("6f1e0a52-6a43-4d0e-9a3b-0e2f5d1c7a11")
-# The staged file's columns and what they hold (the schema facet of the staged dataset).
-_STAGED_TYPES = {
-    "position": "integer",
-    "pseudonym": "string",
-    "sex": "string",
-    "birth_year": "integer",
-    "postcode": "string",
-    "postcode_kind": "string",
-    "postcode_token": "string",
-}
 # The warehouse tables each stage writes or reads.
 LOAD_TABLES = ("dim_postcode", "dim_user", "user_address", "etl_run")
 REPORT_TABLES = ("user_address", "dim_user", "dim_local_authority")
@@ -242,12 +232,9 @@ class LineageEmitter:
         settings = self.settings
         if settings is None:
             return [], []
-        from evergreen_etl.anonymise import STAGED_USERS
-        from evergreen_etl.extract import POSTCODES_FILE, USERS_FILE
-
-        raw_users = settings.raw_dir / USERS_FILE
-        raw_postcodes = settings.raw_dir / POSTCODES_FILE
-        staged = settings.staged_dir / STAGED_USERS
+        raw_users = settings.data.raw_users
+        raw_postcodes = settings.data.raw_postcodes
+        staged = settings.data.staged_users
         counts = _counts(result)
         if stage == "extract":
             inputs = [
@@ -265,7 +252,7 @@ class LineageEmitter:
             return [self._input(*source_dataset(str(raw_users)))], [
                 self._output(
                     *source_dataset(str(staged)),
-                    fields=list(_STAGED_TYPES.items()),
+                    fields=_staged_fields(),
                     rows=counts.get("users_staged"),
                     size=_size(staged, result),
                 )
@@ -273,7 +260,7 @@ class LineageEmitter:
         namespace, prefix = warehouse_namespace(settings.effective_database_url)
         if stage == "load":
             inputs = [
-                self._input(*source_dataset(str(staged)), fields=list(_STAGED_TYPES.items())),
+                self._input(*source_dataset(str(staged)), fields=_staged_fields()),
                 self._input(*source_dataset(str(raw_postcodes))),
             ]
             rows = _load_rows(counts) if result is not None else {}
@@ -344,6 +331,17 @@ def _schema(fields: list[tuple[str, str]] | None) -> dict[str, Any]:
             ]
         )
     }
+
+
+def _staged_fields() -> list[tuple[str, str]]:
+    """The staged file's columns and their SQL types (the staged-file contract's)."""
+    from evergreen_etl.datadir.staged import StagedUser
+
+    fields = []
+    for name, info in StagedUser.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        fields.append((name, str(extra.get("sql", "")).split(" ")[0] or "VARCHAR"))
+    return fields
 
 
 def _table_fields(table: str) -> list[tuple[str, str]]:

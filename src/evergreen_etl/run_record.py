@@ -8,7 +8,6 @@ only: never a path, a URL (a presigned URL is a credential) or personal data.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergreen_etl.logs import result_counts
-from evergreen_etl.models import ExtractResult, LoadResult, ManifestEntry, Report
+from evergreen_etl.models import Analysis, ExtractResult, LoadResult, ManifestEntry
 from evergreen_etl.observe import StageEnd, StageObserver, StageStart
 from evergreen_etl.times import UtcDateTime
 
@@ -128,7 +127,7 @@ class RunRecorder:
             warehouse_run=load_result.run_id if load_result is not None else None,
             stages=self.stages,
             sources=self._sources(),
-            report=report_rows(reported) if isinstance(reported, Report) else None,
+            report=report_rows(reported) if isinstance(reported, Analysis) else None,
         )
 
     def _sources(self) -> dict[str, SourceRecord]:
@@ -137,7 +136,7 @@ class RunRecorder:
         if isinstance(extracted, ExtractResult):
             entries = {"users": extracted.users, "postcodes": extracted.postcodes}
         elif self.raw_dir is not None and (self.raw_dir / "manifest.json").exists():
-            from evergreen_etl.extract.manifest import read_manifest
+            from evergreen_etl.datadir.manifest import read_manifest
 
             try:
                 entries = dict(read_manifest(self.raw_dir))
@@ -154,12 +153,11 @@ class RunRecorder:
         }
 
 
-def report_rows(report: Report) -> list[dict[str, Any]]:
-    """The headline report's rows as ``report --format json`` prints them."""
-    from evergreen_etl.report.render import render
+def report_rows(report: Analysis[Any]) -> list[dict[str, Any]]:
+    """The report's rows as ``report --format json`` prints them."""
+    from evergreen_etl.report.metadata import json_rows
 
-    rows: list[dict[str, Any]] = json.loads(render(report, "json"))
-    return rows
+    return json_rows(report)
 
 
 def record_json(record: RunRecord) -> str:
@@ -169,7 +167,7 @@ def record_json(record: RunRecord) -> str:
 
 def write_record(record: RunRecord, path: Path) -> None:
     """Write the record to ``path`` atomically (a reader never sees half a file)."""
-    from evergreen_etl.extract.fetch import atomic_output
+    from evergreen_etl.datadir.files import atomic_output
 
     with atomic_output(path) as handle:
         handle.write(record_json(record).encode("utf-8"))

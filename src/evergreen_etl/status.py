@@ -57,7 +57,7 @@ class WarehouseStatus(_Frozen):
 def warehouse_status(settings: Settings) -> WarehouseStatus:
     """Read the warehouse's state for ``settings``; create nothing."""
     from evergreen_etl import __version__
-    from evergreen_etl.warehouse.engine import make_engine
+    from evergreen_etl.warehouse.engine import open_warehouse
     from evergreen_etl.warehouse.migrate import current_revision, head_revision
 
     url = make_url(settings.effective_database_url)
@@ -72,8 +72,7 @@ def warehouse_status(settings: Settings) -> WarehouseStatus:
     sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
     if sqlite_file and not _sqlite_exists(url.database):
         return _empty(common)
-    engine = make_engine(settings.effective_database_url)
-    try:
+    with open_warehouse(settings, schema="any") as engine:
         if "etl_run" not in inspect(engine).get_table_names():
             return _empty(common)
         revision = current_revision(engine)
@@ -87,8 +86,6 @@ def warehouse_status(settings: Settings) -> WarehouseStatus:
                     **_history(conn),
                 }
             )
-    finally:
-        engine.dispose()
 
 
 def _sqlite_exists(database: str | None) -> bool:
@@ -111,6 +108,8 @@ def _empty(common: dict[str, object]) -> WarehouseStatus:
 
 
 def _history(conn: Connection) -> dict[str, object]:
+    from evergreen_etl.privacy.rekey import warehouse_key_id
+
     loaded = conn.execute(
         text("SELECT COUNT(*) AS n, MAX(as_of) AS newest FROM etl_run WHERE status = 'succeeded'")
     ).one()
@@ -120,16 +119,10 @@ def _history(conn: Connection) -> dict[str, object]:
             "ORDER BY run_id DESC LIMIT 1"
         )
     ).first()
-    key = conn.execute(
-        text(
-            "SELECT key_id FROM etl_run WHERE status IN ('succeeded', 'rekeyed') "
-            "ORDER BY run_id DESC LIMIT 1"
-        )
-    ).scalar()
     return {
         "snapshots_loaded": int(loaded.n),
         "newest_as_of": _time(loaded.newest),
-        "warehouse_key_id": None if key is None else str(key),
+        "warehouse_key_id": warehouse_key_id(conn),
         "last_run": None if last is None else LastRun.model_validate(dict(last._mapping)),
     }
 
@@ -141,7 +134,7 @@ def _time(value: object) -> object:
 
 def configured_key_id(settings: Settings) -> str | None:
     """The configured key's id, read without creating a key file (None when there is none)."""
-    from evergreen_etl.anonymise.pseudonym import PseudonymKey, read_key_file
+    from evergreen_etl.privacy.pseudonym import PseudonymKey, read_key_file
 
     if settings.pseudonym_key is not None:
         return PseudonymKey.from_text(settings.pseudonym_key.get_secret_value()).key_id

@@ -14,9 +14,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from evergreen_etl.cli import app
-from evergreen_etl.report import analysis, pictures
+from evergreen_etl.report import analysis, pictures, rule_for
+from evergreen_etl.report.chart_data import Bar, Chart
 from evergreen_etl.report.chart_png import caption, render_png, render_svg
-from evergreen_etl.report.pictures import Bar, Chart
 from report.scenario import Warehouse
 from report.test_report_command import args
 
@@ -64,11 +64,11 @@ def test_png_leaves_suppressed_rows_out(
     result = analysis(
         sqlite_scenario.settings,
         as_of=datetime(2024, 4, 15),
-        min_count=k,
+        disclosure=rule_for(k),
         engine=sqlite_scenario.engine,
     )
     chart, _ = pictures(
-        sqlite_scenario.settings, result, min_count=k, engine=sqlite_scenario.engine
+        sqlite_scenario.settings, result, disclosure=rule_for(k), engine=sqlite_scenario.engine
     )
     assert len(chart.bars) == bars
     _, _, pixels = decode(render_png(chart))
@@ -81,7 +81,7 @@ def test_caption_says_time_and_boundaries(sqlite_scenario: Warehouse) -> None:
     result = analysis(
         sqlite_scenario.settings,
         as_of=datetime(2024, 4, 15),
-        min_count=2,
+        disclosure=rule_for(2),
         boundaries="current",
         engine=sqlite_scenario.engine,
     )

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from evergreen_etl.errors import ConfigurationError
-from evergreen_etl.report.pictures import Chart
+from evergreen_etl.report.chart_data import Chart
 from evergreen_etl.report.results import Analysis
 
 BAR_COLOUR = "#2f7d5b"

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evergreen_etl.report.render import render_analysis
+from evergreen_etl.report.render import render
 from evergreen_etl.report.results import Analysis, Boundaries
 from evergreen_etl.times import UtcDateTime
 
@@ -56,8 +56,14 @@ def envelope(result: Analysis[Any], *, lookup_version: str | None = None) -> Rep
         generated_at=datetime.now(UTC),
         package_version=__version__,
         totals=result.totals,
-        rows=json.loads(render_analysis(result, "json")),
+        rows=json_rows(result),
     )
+
+
+def json_rows(result: Analysis[Any]) -> list[dict[str, Any]]:
+    """The rows exactly as plain ``--format json`` prints them."""
+    rows: list[dict[str, Any]] = json.loads(render(result, "json"))
+    return rows
 
 
 def render_with_metadata(result: Analysis[Any]) -> str:
