@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from evergreen_etl.cli import app
 from evergreen_etl.sample import SampleResult, generate_sample
 from support.keys import TEST_KEY
-from support.openlineage import LineageReceiver, validate_event
+from support.lineage_events import LineageReceiver, validate_event
 from support.runs import invoke_run
 
 STAGES = ("extract", "anonymise", "load", "report")
@@ -150,7 +150,7 @@ def test_openlineage_url_environment_is_honoured(tmp_path: Path, sample: SampleR
     assert len(receiver.events) == 10
 
 
-def test_load_is_its_own_parentinvoke_run(tmp_path: Path, sample: SampleResult) -> None:
+def test_load_is_its_own_parent_run(tmp_path: Path, sample: SampleResult) -> None:
     """`load --lineage-file` sends a parent `evergreen_etl.load` around its one stage."""
     assert invoke_run(tmp_path / "d", sample).exit_code == 0
     lineage = tmp_path / "load.jsonl"
@@ -175,7 +175,7 @@ def test_load_is_its_own_parentinvoke_run(tmp_path: Path, sample: SampleResult) 
         validate_event(event)
 
 
-def test_receiver_down_does_not_fail_theinvoke_run(tmp_path: Path, sample: SampleResult) -> None:
+def test_receiver_down_does_not_fail_the_run(tmp_path: Path, sample: SampleResult) -> None:
     """A lineage receiver that refuses connections is a warning; the run succeeds."""
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))
