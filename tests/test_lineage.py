@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from evergreen_etl.cli import app
 from evergreen_etl.sample import SampleResult, generate_sample
-from support.keys import TEST_KEY
 from support.lineage_events import LineageReceiver, validate_event
-from support.runs import invoke_run
+from support.runs import invoke_load, invoke_run
 
 STAGES = ("extract", "anonymise", "load", "report")
 
@@ -154,20 +151,7 @@ def test_load_is_its_own_parent_run(tmp_path: Path, sample: SampleResult) -> Non
     """`load --lineage-file` sends a parent `evergreen_etl.load` around its one stage."""
     assert invoke_run(tmp_path / "d", sample).exit_code == 0
     lineage = tmp_path / "load.jsonl"
-    result = CliRunner().invoke(
-        app,
-        [
-            "load",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--as-of",
-            "2024-01-01",
-            "-q",
-            "--lineage-file",
-            str(lineage),
-        ],
-        env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY},
-    )
+    result = invoke_load(tmp_path / "d", "--lineage-file", str(lineage))
     assert result.exit_code == 0, result.stderr
     events = _read(lineage)
     assert _by_job(events) == _expected_sequence("load", ("load",))

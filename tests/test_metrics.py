@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from typer.testing import CliRunner
 
-from evergreen_etl.cli import app
 from evergreen_etl.sample import SampleResult, generate_sample
-from support.keys import TEST_KEY
-from support.runs import invoke_run
+from support.runs import invoke_load, invoke_run
 
 
 @pytest.fixture(scope="module")
@@ -81,20 +78,7 @@ def test_load_writes_metrics_too(tmp_path: Path, sample: SampleResult) -> None:
     """`load --metrics-file` writes the load stage's figures (nothing changed on a rerun)."""
     assert invoke_run(tmp_path / "d", sample).exit_code == 0
     metrics = tmp_path / "load.prom"
-    result = CliRunner().invoke(
-        app,
-        [
-            "load",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--as-of",
-            "2024-01-01",
-            "-q",
-            "--metrics-file",
-            str(metrics),
-        ],
-        env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY},
-    )
+    result = invoke_load(tmp_path / "d", "--metrics-file", str(metrics))
     assert result.exit_code == 0, result.stderr
     got = _samples(metrics)
     assert got[("evergreen_etl_stage_success", (("stage", "load"),))] == 1

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from evergreen_etl.cli import app
 from evergreen_etl.sample import SampleResult
-from support.runs import invoke_run
+from support.runs import invoke_load, invoke_run
 
 _Z_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -22,9 +22,7 @@ def _read(path: Path) -> dict[str, Any]:
     return document
 
 
-def test_first_run_record_says_what_changed(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
-) -> None:
+def test_first_run_record_says_what_changed(tmp_path: Path, sample: SampleResult) -> None:
     """A first run's record: succeeded, changed, each stage timed and counted, sources hashed."""
     record_path = tmp_path / "records" / "run.json"
     result = invoke_run(tmp_path / "d", sample, "--summary-json", str(record_path))
@@ -44,9 +42,7 @@ def test_first_run_record_says_what_changed(
     assert sum(row["users"] for row in record["report"]) > 300
 
 
-def test_unchanged_rerun_record_says_nothing_changed(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
-) -> None:
+def test_unchanged_rerun_record_says_nothing_changed(tmp_path: Path, sample: SampleResult) -> None:
     """Running again on the same sources succeeds with `"changed": false` and a new run id."""
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     assert invoke_run(tmp_path / "d", sample, "--summary-json", str(first)).exit_code == 0
@@ -60,9 +56,7 @@ def test_unchanged_rerun_record_says_nothing_changed(
     }
 
 
-def test_failed_run_still_writes_its_record(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
-) -> None:
+def test_failed_run_still_writes_its_record(tmp_path: Path, sample: SampleResult) -> None:
     """A failed run writes a record with its exit status, the error line and the failed stage."""
     record_path = tmp_path / "run.json"
     result = invoke_run(
@@ -80,9 +74,7 @@ def test_failed_run_still_writes_its_record(
     assert [(s["stage"], s["status"]) for s in record["stages"]] == [("extract", "failed")]
 
 
-def test_run_format_json_prints_the_record(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
-) -> None:
+def test_run_format_json_prints_the_record(tmp_path: Path, sample: SampleResult) -> None:
     """`run --format json` prints the same document that --summary-json writes."""
     record_path = tmp_path / "run.json"
     result = invoke_run(
@@ -93,25 +85,14 @@ def test_run_format_json_prints_the_record(
 
 
 def test_load_writes_a_record_with_the_manifest_checksums(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
+    tmp_path: Path, sample: SampleResult
 ) -> None:
     """`load --summary-json` records the load stage and the sources' checksums from the manifest."""
     data = tmp_path / "d"
     first = tmp_path / "run.json"
     assert invoke_run(data, sample, "--summary-json", str(first)).exit_code == 0
     record_path = tmp_path / "load.json"
-    result = runner.invoke(
-        app,
-        [
-            "load",
-            "--data-dir",
-            str(data),
-            "--as-of",
-            "2024-01-01",
-            "--summary-json",
-            str(record_path),
-        ],
-    )
+    result = invoke_load(data, "--summary-json", str(record_path))
     assert result.exit_code == 0, result.stderr
     record = _read(record_path)
     assert record["command"] == "load"
@@ -124,7 +105,7 @@ def test_load_writes_a_record_with_the_manifest_checksums(
 
 
 def test_every_json_log_line_has_the_run_id_and_a_utc_time(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
+    tmp_path: Path, sample: SampleResult
 ) -> None:
     """With --log-format json, every line carries the run record's run id and a `Z` time."""
     record_path = tmp_path / "run.json"
@@ -144,9 +125,7 @@ def test_every_json_log_line_has_the_run_id_and_a_utc_time(
     assert all(_Z_TIME.match(line["ts"]) for line in lines)
 
 
-def test_every_time_in_a_record_is_utc_with_z(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
-) -> None:
+def test_every_time_in_a_record_is_utc_with_z(tmp_path: Path, sample: SampleResult) -> None:
     """Times in the run record and in `load`'s printed result end with `Z`."""
     record_path = tmp_path / "run.json"
     assert invoke_run(tmp_path / "d", sample, "--summary-json", str(record_path)).exit_code == 0
@@ -154,15 +133,11 @@ def test_every_time_in_a_record_is_utc_with_z(
     times = [record["started_at"], record["finished_at"], record["as_of"]]
     times += [s["started_at"] for s in record["stages"]]
     assert all(_Z_TIME.match(t) for t in times), times
-    load = runner.invoke(
-        app, ["load", "--data-dir", str(tmp_path / "d"), "--as-of", "2024-01-01", "-q"]
-    )
+    load = invoke_load(tmp_path / "d")
     assert _Z_TIME.match(json.loads(load.stdout)["as_of"])
 
 
-def test_unwritable_record_path_fails_with_one_line(
-    runner: CliRunner, tmp_path: Path, sample: SampleResult, key_env: None
-) -> None:
+def test_unwritable_record_path_fails_with_one_line(tmp_path: Path, sample: SampleResult) -> None:
     """A record that cannot be written is a one-line error and a non-zero exit."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

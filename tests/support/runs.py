@@ -37,3 +37,12 @@ def invoke_run(
         ],
         env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY, **(env or {})},
     )
+
+
+def invoke_load(data: Path, *extra: str) -> Result:
+    """`load -q` of the staged snapshot in ``data`` as of 2024-01-01, with the test key."""
+    return CliRunner().invoke(
+        app,
+        ["load", "--data-dir", str(data), "--as-of", "2024-01-01", "-q", *extra],
+        env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY},
+    )
