@@ -126,6 +126,7 @@ class LoadResult(_Frozen):
     rejected: int
     location: LocationCounts
     smallest_k: int | None = Field(None, description="k-anonymity after the load, if measured")
+    dry_run: bool = Field(False, description="True when the merge was computed and rolled back")
 
 
 class ReportRow(_Frozen):
@@ -152,4 +153,4 @@ class RunResult(_Frozen):
     extract: ExtractResult
     anonymise: AnonymiseResult
     load: LoadResult
-    report: Report
+    report: Report | None = Field(description="None after a dry run (nothing was loaded)")
