@@ -23,7 +23,7 @@ from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import make_engine
 from support.keys import TEST_KEY
 from support.sources import user, write_lookup_zip, write_users
-from warehouse.faults import DATES, SNAPSHOTS, warehouse_rows
+from warehouse.faults import DATES, SNAPSHOTS, invoke_load, warehouse_rows
 
 # Snapshot 2 after snapshot 1: frank and grace join, alice and dave move, carol leaves.
 EXPECTED = {
@@ -67,21 +67,7 @@ def _assert_unchanged(settings: Settings, engine: Engine, before: object) -> Non
 
 def _load(settings: Settings, *options: str) -> Result:
     """`evergreen-etl load --dry-run` of the staged snapshot 2, in-process."""
-    return CliRunner().invoke(
-        app,
-        [
-            "load",
-            "--data-dir",
-            str(settings.data_dir),
-            "--database-url",
-            settings.effective_database_url,
-            "--as-of",
-            DATES[1],
-            "--quiet",
-            "--dry-run",
-            *options,
-        ],
-    )
+    return invoke_load(settings, "--as-of", DATES[1], "--dry-run", *options)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from evergreen_etl.cli import app
 from evergreen_etl.errors import DataQualityError
@@ -17,25 +17,9 @@ from evergreen_etl.load import load
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import utc_now
 from support.sources import user
-from warehouse.faults import warehouse_rows
+from warehouse.faults import invoke_load, warehouse_rows
 
 TEN = [user(f"user{i}@example.com", "AB1 1AA") for i in range(10)]
-
-
-def _load(settings: Settings, *options: str) -> Result:
-    """`evergreen-etl load` of the staged snapshot, in-process."""
-    return CliRunner().invoke(
-        app,
-        [
-            "load",
-            "--data-dir",
-            str(settings.data_dir),
-            "--database-url",
-            settings.effective_database_url,
-            "--quiet",
-            *options,
-        ],
-    )
 
 
 @pytest.fixture
@@ -51,7 +35,7 @@ def test_half_size_snapshot_is_refused_and_nothing_changes(
 ) -> None:
     """A snapshot closing half the current users is refused (exit 4), one line, no change."""
     before = warehouse_rows(engine)
-    result = _load(settings, "--as-of", "2024-02-01")
+    result = invoke_load(settings, "--as-of", "2024-02-01")
     assert result.exit_code == DataQualityError.exit_code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -64,7 +48,7 @@ def test_max_left_rate_1_allows_the_half_size_snapshot(
     ten_loaded: None, settings: Settings, engine: Engine
 ) -> None:
     """`--max-left-rate 1` loads a snapshot whatever share of the users it closes."""
-    result = _load(settings, "--as-of", "2024-02-01", "--max-left-rate", "1")
+    result = invoke_load(settings, "--as-of", "2024-02-01", "--max-left-rate", "1")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["left"] == 5
 
@@ -74,7 +58,7 @@ def test_max_left_rate_comes_from_the_environment(
 ) -> None:
     """EVERGREEN_MAX_LEFT_RATE sets the threshold when the option is not given."""
     monkeypatch.setenv("EVERGREEN_MAX_LEFT_RATE", "0.6")
-    result = _load(settings, "--as-of", "2024-02-01")
+    result = invoke_load(settings, "--as-of", "2024-02-01")
     assert result.exit_code == 0, result.stderr
 
 
@@ -96,7 +80,7 @@ def test_as_of_more_than_a_day_ahead_is_refused(
 ) -> None:
     """A snapshot time more than a day in the future is refused (exit 2) naming the value."""
     before = warehouse_rows(engine)
-    result = _load(settings, "--as-of", "2999-01-01", "--max-left-rate", "1")
+    result = invoke_load(settings, "--as-of", "2999-01-01", "--max-left-rate", "1")
     assert result.exit_code == 2, result.stderr
     assert "--as-of 2999-01-01 00:00:00 UTC is more than a day in the future" in result.stderr
     assert warehouse_rows(engine) == before
@@ -104,14 +88,16 @@ def test_as_of_more_than_a_day_ahead_is_refused(
 
 def test_allow_future_loads_a_future_snapshot(ten_loaded: None, settings: Settings) -> None:
     """`--allow-future` accepts a snapshot time ahead of the clock."""
-    result = _load(settings, "--as-of", "2999-01-01", "--max-left-rate", "1", "--allow-future")
+    result = invoke_load(
+        settings, "--as-of", "2999-01-01", "--max-left-rate", "1", "--allow-future"
+    )
     assert result.exit_code == 0, result.stderr
 
 
 def test_as_of_within_a_day_ahead_is_accepted(ten_loaded: None, settings: Settings) -> None:
     """Clock skew is tolerated: a snapshot time an hour ahead loads."""
     soon = (utc_now() + timedelta(hours=1)).isoformat()
-    result = _load(settings, "--as-of", soon, "--max-left-rate", "1")
+    result = invoke_load(settings, "--as-of", soon, "--max-left-rate", "1")
     assert result.exit_code == 0, result.stderr
 
 
@@ -124,7 +110,7 @@ def test_future_last_modified_is_refused(
     summary["source_last_modified"] = "2999-06-01T12:00:00"
     summary_path.write_text(json.dumps(summary))
     before = warehouse_rows(engine)
-    result = _load(settings, "--max-left-rate", "1")
+    result = invoke_load(settings, "--max-left-rate", "1")
     assert result.exit_code == 2, result.stderr
     assert "the users source's Last-Modified 2999-06-01 12:00:00 UTC" in result.stderr
     assert warehouse_rows(engine) == before
