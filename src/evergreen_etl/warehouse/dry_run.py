@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from evergreen_etl.warehouse.migrate import alembic_config
 from evergreen_etl.warehouse.schema import metadata
@@ -48,9 +49,16 @@ def leave_no_new_file(engine: Engine) -> Iterator[None]:
     try:
         yield
     finally:
-        if not existed and path is not None:
-            empty = not inspect(engine).get_table_names()
-            engine.dispose()
-            if empty:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+        if not existed and path is not None and path.exists() and _no_tables(engine):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _no_tables(engine: Engine) -> bool:
+    """True when the database holds no table; then the engine's connections are closed."""
+    try:
+        empty = not inspect(engine).get_table_names()
+    except DBAPIError:  # whatever went wrong, the caller's error is the one to report
+        return False
+    engine.dispose()
+    return empty
