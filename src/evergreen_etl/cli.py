@@ -21,7 +21,7 @@ from evergreen_etl.logs import LogFormat, configure_logging
 from evergreen_etl.models import RunResult
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
-from evergreen_etl.report.load_counts import render_load_counts
+from evergreen_etl.report.load_counts import load_counts
 from evergreen_etl.report.render import ReportFormat, render
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
@@ -329,7 +329,7 @@ def load(
             allow_future=allow_future,
         )
         if dry_run:
-            sys.stdout.write(render_load_counts(result, fmt))
+            sys.stdout.write(render(load_counts(result), fmt))
         else:
             typer.echo(result.model_dump_json(indent=2))
 
@@ -394,7 +394,7 @@ def report(
     """Distinct users by local authority, now or --as-of a past time; other analyses by NAME."""
     from evergreen_etl.report import HEADLINE, analysis, write_pictures
     from evergreen_etl.report import list_reports as catalogue
-    from evergreen_etl.report.render import render_analysis, render_list
+    from evergreen_etl.report.render import render_list
 
     def moment(option: str, value: str | None) -> datetime | None:
         try:
@@ -417,7 +417,7 @@ def report(
             boundaries=boundaries,
             disclosure=rule,
         )
-        sys.stdout.write(render_analysis(result, fmt))
+        sys.stdout.write(render(result, fmt))
         for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
             _err.print(f"wrote {path}", highlight=False)
 
@@ -465,7 +465,6 @@ def run(
             settings,
             as_of=_as_of(as_of),
             absent=absent,
-            min_count=min_count,
             disclosure=disclosure_rule(disclosure, min_count),
             max_reject_rate=max_reject_rate,
             progress=not quiet,
@@ -475,7 +474,7 @@ def run(
         if not quiet and log_format == "text":  # JSON logs carry the same counts per stage
             _print_summary(result)
         if result.report is None:
-            sys.stdout.write(render_load_counts(result.load, fmt))
+            sys.stdout.write(render(load_counts(result.load), fmt))
         else:
             sys.stdout.write(render(result.report, fmt))
 
@@ -506,7 +505,6 @@ def demo(
             postcodes=postcodes,
             snapshots=snapshots,
             seed=seed,
-            min_count=min_count,
             disclosure=disclosure_rule(disclosure, min_count),
             progress=not quiet,
         )
@@ -540,14 +538,11 @@ def _db_upgrade(settings: Settings) -> str:
 
 def _db_current(settings: Settings) -> str:
     """Print the warehouse's migration and the newest one this version knows."""
-    from evergreen_etl.warehouse.engine import make_engine
+    from evergreen_etl.warehouse.engine import open_warehouse
     from evergreen_etl.warehouse.migrate import current_revision, head_revision
 
-    engine = make_engine(settings.effective_database_url)
-    try:
+    with open_warehouse(settings, schema="any") as engine:
         current = current_revision(engine)
-    finally:
-        engine.dispose()
     return f"current: {current or 'empty'}\nhead: {head_revision()}"
 
 
@@ -622,12 +617,12 @@ def risk(
     debug: Debug = False,
 ) -> None:
     """Re-identification risk: k-anonymity over quasi-identifier sets (no personal data)."""
-    from evergreen_etl.privacy.risk import render_risk, risk_report
+    from evergreen_etl.privacy.risk import risk_report
 
     with _command(debug, True):
         settings = _settings(data_dir=data_dir, database_url=database_url)
         result = risk_report(settings, as_of=_as_of(as_of), threshold=threshold)
-        sys.stdout.write(render_risk(result, fmt))
+        sys.stdout.write(render(result, fmt))
 
 
 def main() -> None:

@@ -8,18 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, inspect, select, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
+from evergreen_etl.datadir.manifest import recorded_entry, recorded_sha256, source_label
+from evergreen_etl.datadir.staged import read_staged_summary
 from evergreen_etl.errors import (
     DataQualityError,
     SnapshotOrderError,
     SourceError,
     WarehouseError,
 )
-from evergreen_etl.extract.fetch import file_sha256
-from evergreen_etl.extract.manifest import read_manifest, source_label
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
@@ -27,13 +26,15 @@ from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.times import to_utc_naive, utc_now
-from evergreen_etl.warehouse.dialect import acquire_load_lock
-from evergreen_etl.warehouse.dry_run import leave_no_new_file, migrate_in_transaction
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.failures import translate_database_error
+from evergreen_etl.warehouse.db_errors import translate_database_error
+from evergreen_etl.warehouse.dry_run import (
+    leave_no_new_file,
+    migrate_in_transaction,
+    needs_schema,
+)
+from evergreen_etl.warehouse.engine import SchemaPolicy, open_warehouse, write_transaction
 from evergreen_etl.warehouse.guards import check_left_rate, check_not_future
 from evergreen_etl.warehouse.lookup import load_postcodes
-from evergreen_etl.warehouse.migrate import require_current_schema
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
 from evergreen_etl.warehouse.schema import etl_run
 
@@ -71,24 +72,20 @@ def load(
     current users is refused. With ``dry_run`` the whole load is computed and rolled back:
     the result (``dry_run`` set, no ``run_id``) says what it would do; nothing changes.
     """
-    summary = read_staged_summary(settings.staged_dir)
-    staged_users = settings.staged_dir / STAGED_USERS
+    data = settings.data
+    summary = read_staged_summary(data.staged)
+    staged_users = data.staged_users
     if int(summary.get("users_staged", 0)) == 0:
         raise DataQualityError(
             f"{staged_users}: the staged snapshot has no usable user; loading it would close "
             "every user's address (nothing was loaded)"
         )
-    lookup_path = postcodes_path or settings.raw_dir / "postcodes.zip"
+    lookup_path = postcodes_path or data.raw_postcodes
     if not lookup_path.exists():
         raise SourceError(f"{lookup_path}: postcode lookup not found (run `evergreen-etl extract`)")
-    entry = read_manifest(settings.raw_dir).get("postcodes")
-    same_lookup = (
-        entry is not None and lookup_path.resolve() == (settings.raw_dir / entry.path).resolve()
-    )
-    postcodes_sha = entry.sha256 if entry is not None and same_lookup else file_sha256(lookup_path)
-    lookup = PostcodeLookupReader(
-        lookup_path, label=source_label(settings.raw_dir, "postcodes", lookup_path)
-    )
+    entry = recorded_entry(data.raw, "postcodes", lookup_path)
+    postcodes_sha = recorded_sha256(lookup_path, entry, data.raw)
+    lookup = PostcodeLookupReader(lookup_path, label=source_label(entry, lookup_path))
     moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
     moment = to_utc_naive(moment)
     what = "--as-of" if as_of is not None else "the users source's Last-Modified"
@@ -97,57 +94,47 @@ def load(
 
     if k_guard is None and settings.min_k is not None:
         k_guard = KAnonymityGuard(settings.min_k, settings.k_policy)
-    own_engine = engine is None
-    engine = engine or make_engine(settings.effective_database_url)
     try:
-        with leave_no_new_file(engine) if dry_run and own_engine else nullcontext():
-            # An empty database is created as part of the first load (inside the dry run's
-            # transaction, for a dry run); an old schema is not migrated unless asked.
-            empty = _is_empty(engine)
-            if not (dry_run and empty):
-                upgrade = empty or (auto_upgrade and not dry_run)
-                require_current_schema(engine, auto_upgrade=upgrade)
-            with (
-                engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
-                conn.begin() as transaction,
-            ):
-                if dry_run and empty:
-                    migrate_in_transaction(conn)
-                result = _load_in_transaction(
-                    conn,
-                    summary=summary,
-                    staged_users=staged_users,
-                    lookup=lookup,
-                    postcodes_sha=postcodes_sha,
-                    as_of=moment,
-                    absent=absent,
-                    k_guard=k_guard,
-                    precision=LocationPrecision(precision or settings.location_precision),
-                    progress=progress,
-                    max_left_rate=left_rate,
-                    dry_run=dry_run,
-                )
-                if dry_run:
-                    transaction.rollback()
-                    log.info("dry run: the load was rolled back, nothing changed")
-                    return result.model_copy(update={"dry_run": True, "run_id": None})
-                return result
-    except IntegrityError as exc:
-        raise WarehouseError(
-            f"the merge broke a warehouse rule and was rolled back: {exc.orig}"
-        ) from None
+        # An empty database is created as part of the first load (for a dry run, inside its
+        # transaction, which takes it away again); an old schema is not migrated unless asked.
+        schema: SchemaPolicy = "any" if dry_run else "upgrade" if auto_upgrade else "create"
+        with (
+            open_warehouse(settings, engine, schema=schema) as warehouse,
+            leave_no_new_file(warehouse) if dry_run and engine is None else nullcontext(),
+        ):
+            migrate = dry_run and needs_schema(warehouse)
+            try:
+                with write_transaction(warehouse) as conn:
+                    if migrate:
+                        migrate_in_transaction(conn)
+                    result = _load_in_transaction(
+                        conn,
+                        summary=summary,
+                        staged_users=staged_users,
+                        lookup=lookup,
+                        postcodes_sha=postcodes_sha,
+                        as_of=moment,
+                        absent=absent,
+                        k_guard=k_guard,
+                        precision=LocationPrecision(precision or settings.location_precision),
+                        progress=progress,
+                        max_left_rate=left_rate,
+                        dry_run=dry_run,
+                    )
+                    if dry_run:
+                        conn.rollback()
+                        log.info("dry run: the load was rolled back, nothing changed")
+                        return result.model_copy(update={"dry_run": True, "run_id": None})
+                    return result
+            except IntegrityError as exc:
+                raise WarehouseError(
+                    f"the merge broke a warehouse rule and was rolled back: {exc.orig}"
+                ) from None
     except DBAPIError as exc:
         translated = translate_database_error(exc)
         if translated is None:
             raise
         raise translated from None
-    finally:
-        if own_engine:
-            engine.dispose()
-
-
-def _is_empty(engine: Engine) -> bool:
-    return not inspect(engine).get_table_names()
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -171,7 +158,6 @@ def _load_in_transaction(
     max_left_rate: float,
     dry_run: bool,
 ) -> LoadResult:
-    acquire_load_lock(conn)
     key_id = str(summary["key_id"])
     users_sha = summary.get("source_sha256")
     _check_key(conn, key_id)

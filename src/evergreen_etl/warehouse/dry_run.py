@@ -15,8 +15,20 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from evergreen_etl.warehouse.migrate import alembic_config
+from evergreen_etl.warehouse.migrate import alembic_config, require_current_schema
 from evergreen_etl.warehouse.schema import metadata
+
+
+def needs_schema(engine: Engine) -> bool:
+    """True for an empty warehouse: the dry run creates the schema inside its transaction.
+
+    A warehouse at an older migration is refused, as a load without ``--auto-upgrade`` is:
+    a dry run keeps no migration.
+    """
+    if not inspect(engine).get_table_names():
+        return True
+    require_current_schema(engine)
+    return False
 
 
 def migrate_in_transaction(conn: Connection) -> None:
