@@ -1,20 +1,19 @@
 """Dry runs: the whole load computed inside a transaction that is then rolled back.
 
 A dry run on an empty warehouse migrates the schema inside that same transaction, so the
-rollback takes the schema away again; a SQLite file that the dry run itself created is
-removed afterwards. The warehouse is left exactly as it was.
+rollback takes the schema away again; a database file that the dry run itself created
+(SQLite) is removed afterwards. The warehouse is left exactly as it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from evergreen_etl.warehouse.dialect import backend_for
 from evergreen_etl.warehouse.migrate import alembic_config, require_current_schema
 from evergreen_etl.warehouse.schema import metadata
 
@@ -38,32 +37,31 @@ def migrate_in_transaction(conn: Connection) -> None:
 
     config = alembic_config(conn.engine.url.render_as_string(hide_password=False))
     scripts = ScriptDirectory.from_config(config)
+    # The steps to head, as Alembic's own ``command.upgrade`` asks for them.
     with EnvironmentContext(
         config, scripts, fn=lambda revision, _: scripts._upgrade_revs("head", revision)
     ) as environment:
-        environment.configure(connection=conn, target_metadata=metadata, transactional_ddl=True)
+        environment.configure(
+            connection=conn,
+            target_metadata=metadata,
+            render_as_batch=backend_for(conn).batch_migrations,  # as migrations/env.py does
+            transactional_ddl=True,
+        )
         with environment.begin_transaction():  # the outer transaction is already open
             environment.run_migrations()
 
 
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
 @contextmanager
 def leave_no_new_file(engine: Engine) -> Iterator[None]:
-    """Remove a SQLite warehouse file that did not exist before the block, if still empty."""
-    path = _sqlite_file(engine.url.render_as_string(hide_password=False))
-    existed = path is None or path.exists()
+    """Remove a database file that did not exist before the block, if it is still empty."""
+    files = backend_for(engine).database_files(engine)
+    existed = not files or files[0].exists()
     try:
         yield
     finally:
-        if not existed and path is not None and path.exists() and _no_tables(engine):
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        if not existed and files[0].exists() and _no_tables(engine):
+            for path in files:
+                path.unlink(missing_ok=True)
 
 
 def _no_tables(engine: Engine) -> bool:
