@@ -21,6 +21,7 @@ from evergreen_etl.cli import app
 from evergreen_etl.load import load
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import make_engine
+from evergreen_etl.warehouse.migrate import current_revision, downgrade, head_revision
 from support.keys import TEST_KEY
 from support.sources import user, write_lookup_zip, write_users
 from warehouse.faults import DATES, SNAPSHOTS, invoke_load, warehouse_rows
@@ -190,3 +191,16 @@ def test_run_dry_run_prints_counts_and_changes_nothing(tmp_path: Path) -> None:
     assert "moved,2" in result.stdout.splitlines()
     assert _sqlite_digest(data / "warehouse.db", checkpoint=False) == before
     assert _sqlite_digest(data / "warehouse.db", checkpoint=True) == before
+
+
+def test_dry_run_on_an_older_schema_is_refused_even_with_auto_upgrade(
+    first_loaded: None, settings: Settings, engine: Engine
+) -> None:
+    """A dry run keeps no migration: an older schema is refused (exit 5) and stays as it is."""
+    engine.dispose()
+    downgrade(settings.effective_database_url, "-1")
+    behind = current_revision(engine)
+    result = _load(settings, "--auto-upgrade")
+    assert result.exit_code == 5, result.stderr
+    assert "evergreen-etl db upgrade" in result.stderr
+    assert current_revision(engine) == behind != head_revision()
