@@ -68,7 +68,7 @@ def warehouse_rows(engine: Engine) -> WarehouseRows:
     return rows
 
 
-def invoke_load(settings: Settings, *options: str) -> Result:
+def invoke_load(settings: Settings, *options: str, database_url: str | None = None) -> Result:
     """`evergreen-etl load --quiet` of the snapshot staged under ``settings``, in-process."""
     return CliRunner().invoke(
         app,
@@ -77,7 +77,7 @@ def invoke_load(settings: Settings, *options: str) -> Result:
             "--data-dir",
             str(settings.data_dir),
             "--database-url",
-            settings.effective_database_url,
+            database_url or settings.effective_database_url,
             "--quiet",
             *options,
         ],
