@@ -200,7 +200,8 @@ def _as_of(value: str | None) -> datetime | None:
 def _print_summary(result: RunResult) -> None:
     """An end-of-run summary on stderr: counts only, never personal data."""
     loaded, anonymised = result.load, result.anonymise
-    table = Table(title="Run summary", show_header=False, title_justify="left")
+    title = "Run summary (dry run: nothing was changed)" if loaded.dry_run else "Run summary"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
     rows: list[tuple[str, object]] = [
