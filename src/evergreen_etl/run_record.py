@@ -68,7 +68,9 @@ class RunRecord(_Frozen):
     exit_status: int
     error: str | None = Field(None, description="The one-line error message of a failed run")
     as_of: UtcDateTime | None = Field(None, description="Time of the snapshot loaded")
-    changed: bool = Field(description="True when the warehouse changed (a new snapshot merged)")
+    changed: bool = Field(
+        description="True when the warehouse changed (a new snapshot merged, not a dry run)"
+    )
     warehouse_run: int | None = Field(None, description="The load's row in the etl_run table")
     stages: list[StageRecord]
     sources: dict[str, SourceRecord] = Field(default_factory=dict)
@@ -123,7 +125,9 @@ class RunRecorder:
             exit_status=exit_status,
             error=error,
             as_of=load_result.as_of if load_result is not None else None,
-            changed=exit_status == 0 and load_result is not None and not load_result.skipped,
+            changed=exit_status == 0
+            and load_result is not None
+            and not (load_result.skipped or load_result.dry_run),
             warehouse_run=load_result.run_id if load_result is not None else None,
             stages=self.stages,
             sources=self._sources(),

@@ -152,3 +152,15 @@ def test_summary_json_is_documented(runner: CliRunner, command: str) -> None:
     """`run --help` and `load --help` list --summary-json."""
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
     assert "--summary-json" in result.stdout
+
+
+def test_dry_run_record_says_nothing_changed(tmp_path: Path, sample: SampleResult) -> None:
+    """`run --dry-run` computes the merge and rolls it back: its record says `changed: false`."""
+    record_path = tmp_path / "run.json"
+    result = invoke_run(tmp_path / "d", sample, "--dry-run", "--summary-json", str(record_path))
+    assert result.exit_code == 0, result.stderr
+    record = _read(record_path)
+    assert (record["status"], record["changed"], record["report"]) == ("succeeded", False, None)
+    load = next(s for s in record["stages"] if s["stage"] == "load")
+    assert load["counts"]["dry_run"] is True
+    assert load["counts"]["new"] > 0
