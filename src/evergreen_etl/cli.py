@@ -692,6 +692,40 @@ db_app.command("upgrade")(_db_command(_db_upgrade))
 db_app.command("current")(_db_command(_db_current))
 
 
+def _role_command(action: Callable[[Any, str], str]) -> Callable[..., None]:
+    def command(
+        role: Annotated[str, typer.Argument(help="An existing PostgreSQL role.")],
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+        debug: Debug = False,
+    ) -> None:
+        from evergreen_etl.warehouse.engine import open_warehouse
+
+        with _command(debug):
+            settings = _settings(data_dir=data_dir, database_url=database_url)
+            with open_warehouse(settings) as engine:
+                typer.echo(action(engine, role))
+
+    return command
+
+
+def _roles() -> Any:
+    from evergreen_etl.privacy import roles
+
+    return roles
+
+
+db_app.command(
+    "grant-reader", help="Let ROLE read the published pub_* views and nothing else (PostgreSQL)."
+)(_role_command(lambda engine, role: _roles().grant_reader(engine, role)))
+db_app.command(
+    "grant-loader", help="Let ROLE run the job: read and write tables, no schema changes."
+)(_role_command(lambda engine, role: _roles().grant_loader(engine, role)))
+db_app.command("revoke", help="Take back every right grant-reader or grant-loader gave ROLE.")(
+    _role_command(lambda engine, role: _roles().revoke(engine, role))
+)
+
+
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target migration, e.g. -1 or base.")],
