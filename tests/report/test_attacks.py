@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from evergreen_etl.cli import app
 from evergreen_etl.privacy.disclosure import MinCount, NoDisclosureControl
 from evergreen_etl.report import analysis
-from privacy.audit import hierarchy
+from privacy.audit import LOCATIONS, hierarchy
 from report.scenario import Warehouse
 
 DEMO_AS_OF = datetime(2024, 9, 1)
@@ -158,15 +158,6 @@ def test_sex_age_minus_the_headline(small_demo: Warehouse) -> None:
     assert after == []
 
 
-LOCATIONS = (
-    "full_matched",
-    "partial_resolved",
-    "partial_unresolved",
-    "unmatched",
-    "no_authority",
-    "invalid",
-    "missing",
-)
 IDENTITIES = (
     ("records_read", ("rejected", "duplicates", "users_in_snapshot")),
     ("users_in_snapshot", LOCATIONS),

@@ -23,6 +23,17 @@ from evergreen_etl.report.results import Boundaries
 
 AT_TIME = ("local-authority", "region", "country", "sex-age", "postcode-status")
 FineCell = Mapping[str, Any]
+# The columns that tell the rows of each report apart.
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "local-authority": ("local_authority_code",),
+    "region": ("region_code",),
+    "country": ("country_code",),
+    "sex-age": ("local_authority_code", "sex", "age_band"),
+    "postcode-status": ("location_status", "terminated"),
+    "movers": ("local_authority_code",),
+    "joiners-leavers": ("run_id",),
+    "data-quality": ("run_id",),
+}
 
 
 def uses_cell_keys(rule: DisclosureRule, name: str) -> bool:
@@ -53,15 +64,6 @@ def _grouping(
     return groupings[name]
 
 
-KEY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "local-authority": ("local_authority_code",),
-    "region": ("region_code",),
-    "country": ("country_code",),
-    "sex-age": ("local_authority_code", "sex", "age_band"),
-    "postcode-status": ("location_status", "terminated"),
-}
-
-
 def perturbed(
     engine: Engine,
     name: str,
@@ -81,7 +83,7 @@ def perturbed(
         keys[group(cell)] += int(cell["key_sum"])
     out = []
     for row in rows:
-        key = tuple(row[c] for c in KEY_COLUMNS[name])
+        key = tuple(row[c] for c in ROW_KEYS[name])
         if counts.get(key) != int(row["users"]):
             raise RuntimeError(f"cell keys of {name} do not match its counts at {key}")
         out.append({**row, "users": perturb(counts[key], keys[key] % CELL_KEYS)})

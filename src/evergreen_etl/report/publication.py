@@ -25,33 +25,20 @@ from evergreen_etl.privacy.suppression import (
     complementary_suppression,
     protection_threshold,
 )
-from evergreen_etl.report.catalog import REPORTS, ReportSpec, published, run_sql
-from evergreen_etl.report.cellkey import perturbed, rule_for_report, uses_cell_keys
+from evergreen_etl.report.catalog import LOCATION_STATUS, REPORTS, ReportSpec, published, run_sql
+from evergreen_etl.report.cellkey import (
+    AT_TIME,
+    ROW_KEYS,
+    perturbed,
+    rule_for_report,
+    uses_cell_keys,
+)
 from evergreen_etl.report.results import Analysis, Boundaries
 
-AT_TIME = ("local-authority", "region", "country", "sex-age", "postcode-status")
 BY_RUN = ("joiners-leavers", "data-quality")
 PUBLISHED = AT_TIME + BY_RUN
 BOUNDARY_SETS: tuple[Boundaries, ...] = ("supplied", "current")
-ROW_KEYS: dict[str, tuple[str, ...]] = {
-    "local-authority": ("local_authority_code",),
-    "region": ("region_code",),
-    "country": ("country_code",),
-    "sex-age": ("local_authority_code", "sex", "age_band"),
-    "postcode-status": ("location_status", "terminated"),
-    "movers": ("local_authority_code",),
-    "joiners-leavers": ("run_id",),
-    "data-quality": ("run_id",),
-}
-LOCATION_COLUMNS = (
-    "full_matched",
-    "partial_resolved",
-    "partial_unresolved",
-    "unmatched",
-    "no_authority",
-    "invalid",
-    "missing",
-)
+LOCATION_COLUMNS = tuple(LOCATION_STATUS)
 
 # Counts of everybody at a load, like totals: hidden as complements only as a last resort.
 TOTAL_LIKE = {
