@@ -789,6 +789,15 @@ def risk(
     threshold: Annotated[
         int, typer.Option(min=2, help="Classes smaller than this are at risk.")
     ] = 5,
+    max_unique_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Recommend the finest location precision whose share of unique users "
+            "(place x birth year x sex) is below this.",
+        ),
+    ] = 0.05,
     fmt: Format = "table",
     debug: Debug = False,
 ) -> None:
@@ -798,7 +807,12 @@ def risk(
 
     with _command(debug, True):
         settings = _settings(data_dir=data_dir, database_url=database_url)
-        result = risk_report(settings, as_of=_as_of(as_of), threshold=threshold)
+        result = risk_report(
+            settings,
+            as_of=_as_of(as_of),
+            threshold=threshold,
+            max_unique_share=max_unique_share,
+        )
         sys.stdout.write(render(result, fmt))
 
 
