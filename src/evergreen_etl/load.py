@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, inspect, select, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, inspect, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
 from evergreen_etl.errors import (
     DataQualityError,
-    SnapshotOrderError,
     SourceError,
     WarehouseError,
 )
@@ -31,8 +31,8 @@ from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.failures import translate_database_error
 from evergreen_etl.warehouse.lookup import load_postcodes
 from evergreen_etl.warehouse.migrate import require_current_schema
-from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
-from evergreen_etl.warehouse.schema import etl_run
+from evergreen_etl.warehouse.replay import merge_into_history, plan_snapshot
+from evergreen_etl.warehouse.scd2 import AbsentPolicy, stage_snapshot
 
 log = logging.getLogger("evergreen_etl.load")
 
@@ -50,14 +50,18 @@ def load(
     k_guard: KAnonymityGuard | None = None,
     precision: LocationPrecision | None = None,
     progress: bool = True,
+    replace: bool = False,
 ) -> LoadResult:
     """Merge the staged snapshot (and the lookup, when it changed) into the warehouse.
 
     Everything happens in one transaction under the load lock: a failure leaves the
     warehouse exactly as it was. The snapshot time is ``as_of``, else the users source's
-    Last-Modified, else now (UTC). A snapshot older than the newest loaded one is refused;
-    the same snapshot loaded again changes nothing. With ``k_guard``, the merged warehouse's
-    k-anonymity is measured before the commit, to warn or to refuse the load. ``precision``
+    Last-Modified, else now (UTC). A snapshot older than the newest loaded one is merged in
+    its place in time (the later history of the users it changes is re-derived); the same
+    snapshot loaded again changes nothing; a different snapshot at a time already loaded is
+    refused unless ``replace``, which records it as a correction of that snapshot. With
+    ``k_guard``, the merged warehouse's k-anonymity is measured before the commit, to warn
+    or to refuse the load. ``precision``
     (default: the settings') decides what the warehouse keeps of each postcode.
     """
     summary = read_staged_summary(settings.staged_dir)
@@ -103,6 +107,7 @@ def load(
                         k_guard=k_guard,
                         precision=LocationPrecision(precision or settings.location_precision),
                         progress=progress,
+                        replace=replace,
                     )
             except IntegrityError as exc:
                 raise WarehouseError(
@@ -140,28 +145,16 @@ def _load_in_transaction(
     k_guard: KAnonymityGuard | None,
     precision: LocationPrecision,
     progress: bool,
+    replace: bool,
 ) -> LoadResult:
     acquire_load_lock(conn)
     key_id = str(summary["key_id"])
     users_sha = summary.get("source_sha256")
     _check_key(conn, key_id)
-    latest = conn.execute(
-        select(etl_run.c.as_of, etl_run.c.users_sha256)
-        .where(etl_run.c.status == "succeeded")
-        .order_by(etl_run.c.as_of.desc(), etl_run.c.run_id.desc())
-        .limit(1)
-    ).first()
-    if latest is not None:
-        latest_as_of = latest.as_of
-        same_snapshot = users_sha is not None and users_sha == latest.users_sha256
-        if as_of < latest_as_of or (as_of == latest_as_of and not same_snapshot):
-            raise SnapshotOrderError(
-                f"a snapshot as of {latest_as_of:%Y-%m-%d %H:%M:%S} is already loaded; "
-                f"refusing a snapshot as of {as_of:%Y-%m-%d %H:%M:%S} (history only moves forward)"
-            )
-        if as_of == latest_as_of:
-            log.info("this snapshot is already loaded: nothing to do")
-            return _skipped(as_of, int(summary.get("rejected", 0)))
+    plan = plan_snapshot(conn, as_of=as_of, users_sha=users_sha, replace=replace)
+    if plan.skip:
+        log.info("this snapshot is already loaded: nothing to do")
+        return _skipped(as_of, int(summary.get("rejected", 0)))
 
     started = utc_now()
     run_id = conn.execute(
@@ -194,8 +187,14 @@ def _load_in_transaction(
         log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
 
     staged = stage_snapshot(conn, staged_users)
-    merged = merge_snapshot(
-        conn, staged=staged, as_of=as_of, run_id=run_id, absent=absent, precision=precision
+    merged, replayed = merge_into_history(
+        conn,
+        plan=plan,
+        staged=staged,
+        as_of=as_of,
+        run_id=run_id,
+        absent=absent,
+        precision=precision,
     )
     failpoint("load.merged")
     risk = k_guard.check(conn, as_of) if k_guard is not None else None
@@ -209,6 +208,8 @@ def _load_in_transaction(
             for k in ("records_read", "rejects_by_reason", "postcodes_by_kind", "input_format")
         },
     }
+    if replayed is not None:
+        details["replayed"] = asdict(replayed)
     if risk is not None:
         details["risk"] = [row.model_dump() for row in risk.rows]
     conn.execute(
@@ -263,6 +264,8 @@ def _load_in_transaction(
         rejected=rejected,
         location=merged.location,
         smallest_k=risk.smallest_k if risk is not None else None,
+        replayed=replayed.users if replayed is not None else 0,
+        replaced_run_id=plan.replaces.run_id if plan.replaces is not None else None,
     )
 
 

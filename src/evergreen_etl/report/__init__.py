@@ -36,6 +36,7 @@ from evergreen_etl.report.png import render_png
 from evergreen_etl.report.results import Analysis, Boundaries, LocalAuthorityUsers, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
+from evergreen_etl.warehouse.history import known_at
 
 __all__ = [
     "HEADLINE",
@@ -76,18 +77,20 @@ def report(
     engine: Engine | None = None,
     boundaries: Boundaries = "supplied",
     disclosure: DisclosureRule | None = None,
+    as_known_at: int | datetime | None = None,
 ) -> Report:
     """Distinct users by local authority at ``as_of`` (default: now), unknown row included.
 
     With ``min_count`` (or another ``disclosure`` rule), small counts are suppressed
     (``users`` is None). The total is the true number of distinct users, unless the rule
-    publishes totals differently (rounding).
+    publishes totals differently (rounding). ``as_known_at`` (a run id, or a time: the last
+    run finished by then) reads the warehouse as it was right after that run.
     """
     rule = disclosure or rule_for(min_count)
     moment = _moment(as_of)
     spec: ReportSpec[LocalAuthorityUsers] = REPORTS[HEADLINE]
-    with open_warehouse(settings, engine) as eng:
-        raw = run_sql(eng, spec.sql, _parameters(moment, boundaries))
+    with open_warehouse(settings, engine) as eng, known_at(eng, as_known_at) as past:
+        raw = run_sql(past, spec.sql, _parameters(moment, boundaries))
     result = published(spec, raw, rule, as_of=moment, boundaries=boundaries)
     true_total = sum(int(row["users"]) for row in raw)
     # Report.total is an int by contract: a rule that would hide it keeps the true total.
@@ -119,13 +122,15 @@ def analysis(
     min_count: int | None = None,
     disclosure: DisclosureRule | None = None,
     engine: Engine | None = None,
+    as_known_at: int | datetime | None = None,
 ) -> Analysis[Any]:
     """Run the analysis called ``name`` (see :func:`list_reports`) and publish its rows.
 
     ``as_of`` (default now) is the time of a report by place, or the latest snapshot of a
     report by run. ``movers`` compares ``from_time`` with ``to_time`` (default ``as_of``).
     ``boundaries`` applies to reports by authority: the lookup's codes (``supplied``, the
-    default) or today's (``current``).
+    default) or today's (``current``). ``as_known_at`` reads the warehouse as it was right
+    after that run (see :func:`report`).
     """
     spec = get_spec(name)
     _check_options(spec, from_time=from_time, to_time=to_time, boundaries=boundaries)
@@ -138,8 +143,8 @@ def analysis(
         raise ConfigurationError("--from must be before --to")
     parameters = _parameters(moment, boundaries or "supplied")
     parameters.update(from_time=start, to_time=moment)
-    with open_warehouse(settings, engine) as eng:
-        raw = run_sql(eng, spec.sql, parameters, spec.result_types)
+    with open_warehouse(settings, engine) as eng, known_at(eng, as_known_at) as past:
+        raw = run_sql(past, spec.sql, parameters, spec.result_types)
     return published(spec, raw, rule, as_of=moment, from_time=start, boundaries=boundaries)
 
 
