@@ -10,6 +10,7 @@ DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench \
+        test-properties \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -31,6 +32,10 @@ test: $(STAMP) ## Run the test suite (PostgreSQL tests start their own server wh
 
 test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow packaging tests
 	$(BIN)/pytest -m "not postgres and not slow"
+
+test-properties: $(STAMP) ## The any-order history property test with 500 examples on each backend
+	EVERGREEN_PROPERTY_EXAMPLES=500 EVERGREEN_PROPERTY_EXAMPLES_POSTGRES=500 \
+		$(BIN)/pytest tests/properties -q
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
