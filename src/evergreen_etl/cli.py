@@ -68,6 +68,22 @@ Absent = Annotated[
     Literal["close", "keep"],
     typer.Option(help="What to do with users missing from a snapshot: close their row or keep it."),
 ]
+Replace = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Load a different snapshot at a time already loaded, as a correction of it.",
+    ),
+]
+AsKnownAt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-known-at",
+        help="Read the warehouse as it was right after run RUN_ID, or after the last run "
+        "finished by a TIMESTAMP (see `history list`).",
+        metavar="RUN_ID|TIMESTAMP",
+    ),
+]
 MinCount = Annotated[
     int | None,
     typer.Option("--min-count", min=1, help="Suppress counts below K (disclosure control)."),
@@ -260,6 +276,7 @@ def load(
     database_url: DatabaseUrl = None,
     as_of: AsOf = None,
     absent: Absent = "close",
+    replace: Replace = False,
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
@@ -268,7 +285,10 @@ def load(
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2)."""
+    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2).
+
+    A snapshot older than the newest loaded one is merged in its place in time.
+    """
     from evergreen_etl.load import load as load_snapshot
 
     with _command(debug, quiet, log_format):
@@ -285,6 +305,7 @@ def load(
             absent=absent,
             auto_upgrade=auto_upgrade,
             progress=not quiet,
+            replace=replace,
         )
         typer.echo(result.model_dump_json(indent=2))
 
@@ -343,10 +364,23 @@ def report(
     disclosure: Disclosure = None,
     html: HtmlOut = None,
     png: PngOut = None,
+    as_known_at: AsKnownAt = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="revisions: the run (RUN_ID or TIMESTAMP) whose figures are compared with now.",
+            metavar="RUN_ID|TIMESTAMP",
+        ),
+    ] = None,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Distinct users by local authority, now or --as-of a past time; other analyses by NAME."""
+    """Distinct users by local authority, now or --as-of a past time; other analyses by NAME.
+
+    `report revisions --as-of T --since RUN_ID` compares the counts at T as known right
+    after RUN_ID with the counts now, by authority.
+    """
     from evergreen_etl.report import HEADLINE, analysis, write_pictures
     from evergreen_etl.report import list_reports as catalogue
     from evergreen_etl.report.render import render_analysis, render_list
@@ -362,6 +396,11 @@ def report(
             sys.stdout.write(render_list(catalogue()))
             return
         settings = _settings(data_dir=data_dir, database_url=database_url)
+        if name == REVISIONS:
+            _revisions(settings, moment("--as-of", as_of), since, fmt)
+            return
+        if since is not None:
+            raise ConfigurationError(f"--since applies to '{REVISIONS}' only")
         rule = disclosure_rule(disclosure, min_count)
         result = analysis(
             settings,
@@ -371,10 +410,37 @@ def report(
             to_time=moment("--to", to_time),
             boundaries=boundaries,
             disclosure=rule,
+            as_known_at=_known_at("--as-known-at", as_known_at),
         )
         sys.stdout.write(render_analysis(result, fmt))
         for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
             _err.print(f"wrote {path}", highlight=False)
+
+
+REVISIONS = "revisions"
+
+
+def _known_at(option: str, value: str | None) -> int | datetime | None:
+    """A run id, or a time (the last run finished by then)."""
+    if value is None:
+        return None
+    if value.strip().isdigit():
+        return int(value)
+    try:
+        return parse_as_of(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{option}: expected a run id or a time; {exc}") from None
+
+
+def _revisions(
+    settings: Settings, as_of: datetime | None, since: str | None, fmt: ReportFormat
+) -> None:
+    from evergreen_etl.history import render_revisions, revisions
+
+    since_run = _known_at("--since", since)
+    if as_of is None or since_run is None:
+        raise ConfigurationError(f"'{REVISIONS}' needs --as-of T and --since RUN_ID")
+    sys.stdout.write(render_revisions(revisions(settings, as_of=as_of, since=since_run), fmt))
 
 
 @app.command()
@@ -385,6 +451,7 @@ def run(
     postcodes_url: PostcodesUrl = None,
     as_of: AsOf = None,
     absent: Absent = "close",
+    replace: Replace = False,
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
@@ -417,6 +484,7 @@ def run(
             disclosure=disclosure_rule(disclosure, min_count),
             max_reject_rate=max_reject_rate,
             progress=not quiet,
+            replace=replace,
         )
         if not quiet and log_format == "text":  # JSON logs carry the same counts per stage
             _print_summary(result)
@@ -549,6 +617,44 @@ def keys_rotate(
         settings = _settings(data_dir=data_dir, database_url=database_url)
         result = rotate_key_files(settings, users_paths=users, new_key_file=new_key_file)
         typer.echo(result.model_dump_json(indent=2))
+
+
+history_app = typer.Typer(
+    help="Every load the warehouse holds, and undoing one (README: Correcting history).",
+    no_args_is_help=True,
+)
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("list")
+def history_list(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    fmt: Format = "table",
+    debug: Debug = False,
+) -> None:
+    """Every load and undo: run id, as-of, recorded at, counts, status."""
+    from evergreen_etl.history import list_history, render_history
+
+    with _command(debug, True):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        sys.stdout.write(render_history(list_history(settings), fmt))
+
+
+@history_app.command("undo")
+def history_undo(
+    run_id: Annotated[int, typer.Option("--run", help="The load to undo (see `history list`).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    debug: Debug = False,
+    quiet: Quiet = False,
+) -> None:
+    """Retire what load RUN recorded and re-derive the later history without it."""
+    from evergreen_etl.history import undo
+
+    with _command(debug, quiet):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        typer.echo(undo(settings, run_id).model_dump_json(indent=2))
 
 
 @app.command()

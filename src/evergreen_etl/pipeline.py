@@ -31,8 +31,12 @@ def run(
     max_reject_rate: float | None = None,
     auto_upgrade: bool = True,
     progress: bool = True,
+    replace: bool = False,
 ) -> RunResult:
-    """Run every stage in order on the configured sources; return each stage's result."""
+    """Run every stage in order on the configured sources; return each stage's result.
+
+    ``replace`` loads a different snapshot at a time already loaded as its correction.
+    """
     run_id = new_run_id()
     with timed_stage("extract", run_id) as out:
         extracted = extract(settings, progress=progress)
@@ -42,7 +46,12 @@ def run(
         out.append(anonymised)
     with timed_stage("load", run_id) as out:
         loaded = load(
-            settings, as_of=as_of, absent=absent, auto_upgrade=auto_upgrade, progress=progress
+            settings,
+            as_of=as_of,
+            absent=absent,
+            auto_upgrade=auto_upgrade,
+            progress=progress,
+            replace=replace,
         )
         out.append(loaded)
     with timed_stage("report", run_id) as out:
