@@ -62,7 +62,8 @@ def test_undo_gives_the_history_as_if_never_loaded(
     load_snapshot(S3, DATES[2])
     assert middle.run_id is not None
     result = undo(settings, middle.run_id, engine=engine)
-    assert result.undo_run_id is not None and result.users > 0
+    assert result.undo_run_id is not None
+    assert result.users > 0
     undone = _rows(engine)
     with engine.begin() as conn:  # the same warehouse, S2 never loaded
         for table in ("snapshot_ledger", "user_address_retired", "user_address", "dim_user"):

@@ -150,9 +150,7 @@ def test_same_snapshot_twice_changes_nothing(load_snapshot: LoadSnapshot, engine
         assert conn.execute(text("SELECT COUNT(*) FROM etl_run")).scalar_one() == 1
 
 
-def test_older_snapshot_is_merged_in_its_place(
-    load_snapshot: LoadSnapshot, engine: Engine
-) -> None:
+def test_older_snapshot_is_merged_in_its_place(load_snapshot: LoadSnapshot, engine: Engine) -> None:
     """A snapshot older than the newest loaded one is merged in its place in time: the history
     is the one loading the snapshots in time order gives (see tests/properties)."""
     load_snapshot(S1, DATES[0])
@@ -176,7 +174,8 @@ def test_different_snapshot_at_same_time_is_refused(load_snapshot: LoadSnapshot)
     with pytest.raises(SnapshotOrderError, match="already loaded") as refused:
         load_snapshot(S2, DATES[0])
     assert refused.value.exit_code == 5
-    assert refused.value.hint is not None and "--replace" in refused.value.hint
+    assert refused.value.hint is not None
+    assert "--replace" in refused.value.hint
 
 
 def test_database_rejects_two_current_rows(four_snapshots: list[object], engine: Engine) -> None:
