@@ -10,7 +10,7 @@ DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench \
-        test-properties \
+        test-properties bench-history \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -59,6 +59,10 @@ wheel-smoke: wheel ## Install the wheel into a fresh virtualenv outside the repo
 
 bench: $(STAMP) ## Benchmarks at national scale (see benchmarks/README.md)
 	$(BIN)/python benchmarks/run.py --repeat 3
+	$(BIN)/python benchmarks/history.py
+
+bench-history: $(STAMP) ## Only the correcting-history benchmark (12 monthly snapshots, a late one)
+	$(BIN)/python benchmarks/history.py
 
 docker-build: ## Build the container image (needs a Docker engine)
 	docker build -t evergreen-etl:latest .
