@@ -20,11 +20,10 @@ from sqlalchemy import DateTime, Engine, bindparam, text
 
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.report import report
-from evergreen_etl.report.catalog import open_warehouse
 from evergreen_etl.report.render import ReportFormat, text_table
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
-from evergreen_etl.warehouse.dialect import acquire_load_lock
+from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
 from evergreen_etl.warehouse.history import (
     SUCCEEDED,
     UNDO,
@@ -143,12 +142,7 @@ def undo(settings: Settings, run_id: int, *, engine: Engine | None = None) -> Un
     snapshot, in one transaction under the load lock. Undoing an undone load changes
     nothing; an unknown run (or one that is not a load) is a configuration error.
     """
-    with (
-        open_warehouse(settings, engine) as eng,
-        eng.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
-        conn.begin(),
-    ):
-        acquire_load_lock(conn)
+    with open_warehouse(settings, engine) as eng, write_transaction(eng) as conn:
         row = conn.execute(
             text(
                 "SELECT run_id, as_of, status, key_id, users_sha256 FROM etl_run WHERE run_id = :r"

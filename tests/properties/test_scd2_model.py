@@ -7,8 +7,8 @@ snapshot, the same snapshot loaded again (a no-op), snapshots older than the new
 in their place), another snapshot at a loaded time (refused, or a correction with
 ``replace``), and undos. The model knows only the *set* of snapshots held: it derives the
 history from them in time order. So after every step the warehouse must hold exactly what
-loading the same set in time order gives (SPEC §4 invariants kept), count each case as the
-model does, and type 1 attributes must be the latest snapshot's. At the end
+loading the same set in time order gives, keep the SCD2 invariants (README, "The warehouse"),
+count each case as the model does, and type 1 attributes must be the latest snapshot's. At the end
 `report(as_of=...)` must give the model's totals at every held time (and one second before
 it), and `report(as_known_at=run)` what the model gave right after each earlier run.
 
@@ -37,11 +37,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
 
 from evergreen_etl.anonymise import anonymise
-from evergreen_etl.anonymise.pseudonym import PseudonymKey
 from evergreen_etl.errors import ConfigurationError, SnapshotOrderError
 from evergreen_etl.history import undo
 from evergreen_etl.load import load
 from evergreen_etl.models import LoadResult
+from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import make_engine
@@ -76,7 +76,7 @@ KEY = PseudonymKey.from_text(TEST_KEY)
 
 
 def authority_of(stored: str | None) -> str:
-    """Where the rules of SPEC §4 locate a stored postcode, straight from the scenario lookup."""
+    """Where the location rules (README) locate a stored postcode, from the scenario lookup."""
     by_postcode = {pcds: laua for pcds, laua, _ in SCENARIO_POSTCODES}
     if stored is None:
         return UNKNOWN
@@ -213,7 +213,7 @@ def warehouse_birth_years(engine: Engine) -> dict[str, int | None]:
 
 
 def invariant_problems(engine: Engine) -> list[str]:
-    """SPEC §4 rule 2: one current row per user, valid_to > valid_from, no overlaps."""
+    """SCD2 rule: one current row per user, valid_to > valid_from, no overlaps."""
     a = user_address.c
     query = select(a.user_id, a.valid_from, a.valid_to, a.is_current).order_by(
         a.user_id, a.valid_from

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Engine, bindparam, event, text
 
 from evergreen_etl.errors import ConfigurationError
-from evergreen_etl.warehouse.dialect import is_postgres
+from evergreen_etl.warehouse.dialect import backend_for
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.schema import etl_run, user_address, user_address_retired
 
@@ -212,11 +212,7 @@ def known_at(engine: Engine, value: int | datetime | None) -> Iterator[Engine]:
         return
     with engine.connect() as conn:
         run_id = resolve_known_at(conn, value)
-        schema = (
-            str(conn.execute(text("SELECT current_schema()")).scalar_one())
-            if is_postgres(conn)
-            else "main"
-        )
+        schema = backend_for(conn).table_schema(conn)
     views = _known_at_views(run_id, schema)
     past = make_engine(engine.url.render_as_string(hide_password=False))
 

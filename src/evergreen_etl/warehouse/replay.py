@@ -27,9 +27,9 @@ from evergreen_etl.failpoints import failpoint
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.warehouse.dialect import (
     analyze_temp_table,
+    backend_for,
     bulk_work,
     create_temp_table,
-    is_postgres,
 )
 from evergreen_etl.warehouse.history import (
     UNDONE,
@@ -162,8 +162,7 @@ class Replayed:
 
 
 def _work_tables(conn: Connection, key: str | None = None) -> None:
-    postgres = is_postgres(conn)
-    id_type = "BIGINT" if postgres else "INTEGER"
+    id_type = backend_for(conn).id_type
     create_temp_table(conn, "stg_rows", _NEW_ROWS_COLUMNS.format(id_type=id_type))
     create_temp_table(conn, "stg_retire", f"address_id {id_type} PRIMARY KEY")
     if key is not None:
@@ -259,8 +258,7 @@ def take_out_snapshot(conn: Connection, *, run: LoadedSnapshot, by_run_id: int) 
     on behalf of run ``by_run_id``; restore sex and birth year its users had before it.
     """
     _, later = neighbours(loaded_snapshots(conn), run.as_of)
-    postgres = is_postgres(conn)
-    id_type = "BIGINT" if postgres else "INTEGER"
+    id_type = backend_for(conn).id_type
     _work_tables(conn)
     create_temp_table(
         conn, "stg_out", _OUT_USERS.format(key=f"{id_type} PRIMARY KEY", id_type=id_type)

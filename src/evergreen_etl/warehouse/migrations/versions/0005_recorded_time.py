@@ -24,9 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _SURROGATE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_RECORDED_COMMENT = (
-    "The load that recorded the row, when not the one that opened it (a correction)"
-)
+_RECORDED_COMMENT = "The load that recorded the row, when not the one that opened it (a correction)"
 
 
 def upgrade() -> None:
