@@ -48,6 +48,14 @@ def _rows(engine: Engine) -> list[tuple[Any, ...]]:
         ]
 
 
+def _empty(engine: Engine) -> None:
+    """Remove every load, to load snapshots afresh into the same warehouse."""
+    with engine.begin() as conn:
+        for table in ("snapshot_ledger", "user_address_retired", "user_address", "dim_user"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("DELETE FROM etl_run"))
+
+
 def _json(settings: Settings, engine: Engine, at: str, **options: Any) -> str:
     found = report(settings, as_of=datetime.fromisoformat(at), engine=engine, **options)
     return render(found, "json")
@@ -65,10 +73,7 @@ def test_undo_gives_the_history_as_if_never_loaded(
     assert result.undo_run_id is not None
     assert result.users > 0
     undone = _rows(engine)
-    with engine.begin() as conn:  # the same warehouse, S2 never loaded
-        for table in ("snapshot_ledger", "user_address_retired", "user_address", "dim_user"):
-            conn.execute(text(f"DELETE FROM {table}"))
-        conn.execute(text("DELETE FROM etl_run"))
+    _empty(engine)  # the same warehouse, S2 never loaded
     load_snapshot(S1, DATES[0])
     load_snapshot(S3, DATES[2])
     assert undone == _rows(engine)
@@ -128,10 +133,7 @@ def test_replace_corrects_a_loaded_snapshot(
     corrected = _rows(engine)
     statuses = {e.run_id: e.status for e in list_history(settings, engine=engine)}
     assert statuses[wrong.run_id] == "undone"
-    with engine.begin() as conn:
-        for table in ("snapshot_ledger", "user_address_retired", "user_address", "dim_user"):
-            conn.execute(text(f"DELETE FROM {table}"))
-        conn.execute(text("DELETE FROM etl_run"))
+    _empty(engine)
     for records, at in ((S1, DATES[0]), (S2, DATES[1]), (S3, DATES[2])):
         load_snapshot(records, at)
     assert corrected == _rows(engine)

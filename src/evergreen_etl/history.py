@@ -20,7 +20,7 @@ from sqlalchemy import DateTime, Engine, bindparam, text
 
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.report import report
-from evergreen_etl.report.render import ReportFormat, text_table
+from evergreen_etl.report.render import ReportFormat, format_value, text_table
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
@@ -266,13 +266,9 @@ _REVISION_COLUMNS = (
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d %H:%M:%S}"
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    return str(value)
+    return format_value(value)
 
 
 def _render(
