@@ -16,6 +16,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from evergreen_etl.cli_history import (
+    REVISIONS,
+    AsKnownAt,
+    Replace,
+    Since,
+    add_history_commands,
+    known_at_option,
+    revisions_command,
+)
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, configure_logging
 from evergreen_etl.models import RunResult
@@ -67,22 +76,6 @@ AsOf = Annotated[
 Absent = Annotated[
     Literal["close", "keep"],
     typer.Option(help="What to do with users missing from a snapshot: close their row or keep it."),
-]
-Replace = Annotated[
-    bool,
-    typer.Option(
-        "--replace",
-        help="Load a different snapshot at a time already loaded, as a correction of it.",
-    ),
-]
-AsKnownAt = Annotated[
-    str | None,
-    typer.Option(
-        "--as-known-at",
-        help="Read the warehouse as it was right after run RUN_ID, or after the last run "
-        "finished by a TIMESTAMP (see `history list`).",
-        metavar="RUN_ID|TIMESTAMP",
-    ),
 ]
 MinCount = Annotated[
     int | None,
@@ -285,10 +278,8 @@ def load(
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2).
-
-    A snapshot older than the newest loaded one is merged in its place in time.
-    """
+    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2);
+    a snapshot older than the newest loaded one is merged in its place in time."""
     from evergreen_etl.load import load as load_snapshot
 
     with _command(debug, quiet, log_format):
@@ -365,21 +356,13 @@ def report(
     html: HtmlOut = None,
     png: PngOut = None,
     as_known_at: AsKnownAt = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            help="revisions: the run (RUN_ID or TIMESTAMP) whose figures are compared with now.",
-            metavar="RUN_ID|TIMESTAMP",
-        ),
-    ] = None,
+    since: Since = None,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
 ) -> None:
     """Distinct users by local authority, now or --as-of a past time; other analyses by NAME.
 
-    `report revisions --as-of T --since RUN_ID` compares the counts at T as known right
-    after RUN_ID with the counts now, by authority.
+    `report revisions --as-of T --since RUN_ID`: counts at T as known after RUN_ID, and now.
     """
     from evergreen_etl.report import HEADLINE, analysis, write_pictures
     from evergreen_etl.report import list_reports as catalogue
@@ -397,7 +380,7 @@ def report(
             return
         settings = _settings(data_dir=data_dir, database_url=database_url)
         if name == REVISIONS:
-            _revisions(settings, moment("--as-of", as_of), since, fmt)
+            revisions_command(settings, moment("--as-of", as_of), since, fmt)
             return
         if since is not None:
             raise ConfigurationError(f"--since applies to '{REVISIONS}' only")
@@ -410,37 +393,11 @@ def report(
             to_time=moment("--to", to_time),
             boundaries=boundaries,
             disclosure=rule,
-            as_known_at=_known_at("--as-known-at", as_known_at),
+            as_known_at=known_at_option("--as-known-at", as_known_at),
         )
         sys.stdout.write(render(result, fmt))
         for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
             _err.print(f"wrote {path}", highlight=False)
-
-
-REVISIONS = "revisions"
-
-
-def _known_at(option: str, value: str | None) -> int | datetime | None:
-    """A run id, or a time (the last run finished by then)."""
-    if value is None:
-        return None
-    if value.strip().isdigit():
-        return int(value)
-    try:
-        return parse_as_of(value)
-    except ValueError as exc:
-        raise ConfigurationError(f"{option}: expected a run id or a time; {exc}") from None
-
-
-def _revisions(
-    settings: Settings, as_of: datetime | None, since: str | None, fmt: ReportFormat
-) -> None:
-    from evergreen_etl.history import render_revisions, revisions
-
-    since_run = _known_at("--since", since)
-    if as_of is None or since_run is None:
-        raise ConfigurationError(f"'{REVISIONS}' needs --as-of T and --since RUN_ID")
-    sys.stdout.write(render_revisions(revisions(settings, as_of=as_of, since=since_run), fmt))
 
 
 @app.command()
@@ -614,44 +571,6 @@ def keys_rotate(
         typer.echo(result.model_dump_json(indent=2))
 
 
-history_app = typer.Typer(
-    help="Every load the warehouse holds, and undoing one (README: Correcting history).",
-    no_args_is_help=True,
-)
-app.add_typer(history_app, name="history")
-
-
-@history_app.command("list")
-def history_list(
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    fmt: Format = "table",
-    debug: Debug = False,
-) -> None:
-    """Every load and undo: run id, as-of, recorded at, counts, status."""
-    from evergreen_etl.history import list_history, render_history
-
-    with _command(debug, True):
-        settings = _settings(data_dir=data_dir, database_url=database_url)
-        sys.stdout.write(render_history(list_history(settings), fmt))
-
-
-@history_app.command("undo")
-def history_undo(
-    run_id: Annotated[int, typer.Option("--run", help="The load to undo (see `history list`).")],
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    debug: Debug = False,
-    quiet: Quiet = False,
-) -> None:
-    """Retire what load RUN recorded and re-derive the later history without it."""
-    from evergreen_etl.history import undo
-
-    with _command(debug, quiet):
-        settings = _settings(data_dir=data_dir, database_url=database_url)
-        typer.echo(undo(settings, run_id).model_dump_json(indent=2))
-
-
 @app.command()
 def risk(
     data_dir: DataDir = None,
@@ -675,3 +594,6 @@ def risk(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+add_history_commands(app)
