@@ -70,8 +70,9 @@ class Backend(Protocol):
         """Serialise loads: wait up to LOCK_WAIT_SECONDS for another load, then fail clearly."""
         ...
 
-    def table_schema(self, conn: Connection) -> str:
-        """The schema that holds the warehouse's tables (to name them past a temporary view)."""
+    def scanned_table(self, conn: Connection, table: str) -> str:
+        """``table`` named past any temporary view of the same name, to be read whole (a view
+        of the warehouse as it was reads most of its rows)."""
         ...
 
     def bulk_work(self, conn: Connection) -> AbstractContextManager[None]:
@@ -151,9 +152,10 @@ class SQLiteBackend:
     def acquire_load_lock(self, conn: Connection) -> None:
         """Nothing to take: the transaction was begun with BEGIN IMMEDIATE (write_options)."""
 
-    def table_schema(self, conn: Connection) -> str:
-        """The main database (temporary objects live in ``temp``)."""
-        return "main"
+    def scanned_table(self, conn: Connection, table: str) -> str:
+        """In the main database (temporary objects live in ``temp``), read in rowid order: a
+        scan is several times quicker than an index search followed by a look-up per row."""
+        return f"main.{table} NOT INDEXED"
 
     @contextmanager
     def bulk_work(self, conn: Connection) -> Iterator[None]:
@@ -268,9 +270,11 @@ class PostgresBackend:
             ) from exc
         conn.execute(text("SET LOCAL lock_timeout = 0"))
 
-    def table_schema(self, conn: Connection) -> str:
-        """The first schema of the search path that exists (``pg_temp`` is searched first)."""
-        return str(conn.execute(text("SELECT current_schema()")).scalar_one())
+    def scanned_table(self, conn: Connection, table: str) -> str:
+        """In the first schema of the search path that exists (``pg_temp`` is searched first);
+        the planner chooses how to read it."""
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        return f"{schema}.{table}"
 
     @contextmanager
     def bulk_work(self, conn: Connection) -> Iterator[None]:

@@ -161,7 +161,7 @@ def resolve_known_at(conn: Connection, value: int | datetime) -> int:
     return int(found)
 
 
-def _known_at_views(run_id: int, schema: str) -> list[str]:
+def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
     """Temporary views that shadow user_address and etl_run as they were after ``run_id``."""
     r = int(run_id)
 
@@ -175,7 +175,7 @@ def _known_at_views(run_id: int, schema: str) -> list[str]:
             for c in _COLUMNS
         )
         return (
-            f"SELECT {columns} FROM {schema}.{table} "
+            f"SELECT {columns} FROM {tables[table]} "
             f"WHERE COALESCE(recorded_run_id, opened_run_id) <= {r}{not_retired}"
         )
 
@@ -194,7 +194,7 @@ def _known_at_views(run_id: int, schema: str) -> list[str]:
         + " UNION ALL "
         + address_rows(retired, f" AND retired_run_id > {r}"),
         f"CREATE TEMPORARY VIEW {etl_run.name} AS "
-        f"SELECT {runs} FROM {schema}.{etl_run.name} WHERE run_id <= {r}",
+        f"SELECT {runs} FROM {tables[etl_run.name]} WHERE run_id <= {r}",
     ]
 
 
@@ -212,8 +212,12 @@ def known_at(engine: Engine, value: int | datetime | None) -> Iterator[Engine]:
         return
     with engine.connect() as conn:
         run_id = resolve_known_at(conn, value)
-        schema = backend_for(conn).table_schema(conn)
-    views = _known_at_views(run_id, schema)
+        backend = backend_for(conn)
+        tables = {
+            table.name: backend.scanned_table(conn, table.name)
+            for table in (user_address, user_address_retired, etl_run)
+        }
+    views = _known_at_views(run_id, tables)
     past = make_engine(engine.url.render_as_string(hide_password=False))
 
     @event.listens_for(past, "connect")
