@@ -218,7 +218,7 @@ user_address_retired = Table(
 snapshot_ledger = Table(
     "snapshot_ledger",
     metadata,
-    Column("run_id", Integer, ForeignKey("etl_run.run_id"), primary_key=True),
+    Column("run_id", Integer, ForeignKey("etl_run.run_id", ondelete="CASCADE"), primary_key=True),
     Column("users", Integer, nullable=False),
     Column("attributes", LargeBinary, nullable=False, comment="zlib: user ids, sex, birth year"),
     comment="The part of each loaded snapshot the history does not keep (no PII)",

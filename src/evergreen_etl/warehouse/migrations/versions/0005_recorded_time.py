@@ -82,7 +82,10 @@ def upgrade() -> None:
             comment="zlib: user ids, sex, birth year",
         ),
         sa.ForeignKeyConstraint(
-            ["run_id"], ["etl_run.run_id"], name=op.f("fk_snapshot_ledger_run_id_etl_run")
+            ["run_id"],
+            ["etl_run.run_id"],
+            name=op.f("fk_snapshot_ledger_run_id_etl_run"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("run_id", name=op.f("pk_snapshot_ledger")),
         comment="The part of each loaded snapshot the history does not keep (no PII)",
