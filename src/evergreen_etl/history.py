@@ -25,6 +25,8 @@ from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
 from evergreen_etl.warehouse.history import (
+    FINISHED,
+    LOOKUP,
     SUCCEEDED,
     UNDO,
     UNDONE,
@@ -53,10 +55,11 @@ class _Frozen(BaseModel):
 
 
 class HistoryEntry(_Frozen):
-    """One run of the warehouse: a load (held, undone or replaced) or an undo."""
+    """One run of the warehouse: a load (held, undone or replaced), an undo, or a lookup
+    reload (a load that found its snapshot loaded but a new postcode lookup)."""
 
     run_id: int
-    kind: str  # load or undo
+    kind: str  # load, undo or lookup
     as_of: datetime
     recorded_at: datetime | None
     status: str
@@ -102,7 +105,7 @@ class Revisions(_Frozen):
 _LIST = """
     SELECT run_id, status, as_of, finished_at, users_in_snapshot, new_users, returned_users,
            moved_users, left_users, unchanged_users, undone_run_id, details
-    FROM etl_run WHERE status IN (:ok, :undone, :undo) ORDER BY run_id
+    FROM etl_run WHERE status IN :finished ORDER BY run_id
 """
 
 
@@ -110,8 +113,10 @@ def list_history(settings: Settings, *, engine: Engine | None = None) -> list[Hi
     """Every finished run, oldest first."""
     with open_warehouse(settings, engine) as eng, eng.connect() as conn:
         rows = conn.execute(
-            text(_LIST).columns(as_of=DateTime(), finished_at=DateTime()),
-            {"ok": SUCCEEDED, "undone": UNDONE, "undo": UNDO},
+            text(_LIST)
+            .bindparams(bindparam("finished", expanding=True))
+            .columns(as_of=DateTime(), finished_at=DateTime()),
+            {"finished": FINISHED},
         ).all()
     entries = []
     for row in rows:
@@ -120,7 +125,7 @@ def list_history(settings: Settings, *, engine: Engine | None = None) -> list[Hi
         entries.append(
             HistoryEntry(
                 run_id=row.run_id,
-                kind="undo" if row.status == UNDO else "load",
+                kind={UNDO: "undo", LOOKUP: "lookup"}.get(row.status, "load"),
                 as_of=row.as_of,
                 recorded_at=row.finished_at,
                 status=row.status,

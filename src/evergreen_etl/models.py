@@ -108,6 +108,7 @@ class LoadResult(_Frozen):
         0, description="users whose history a late or replacing snapshot re-derived"
     )
     replaced_run_id: int | None = Field(None, description="the load this one corrected")
+    dry_run: bool = Field(False, description="True when the merge was computed and rolled back")
 
 
 Boundaries = Literal["supplied", "current"]
@@ -172,4 +173,4 @@ class RunResult(_Frozen):
     extract: ExtractResult
     anonymise: AnonymiseResult
     load: LoadResult
-    report: Report
+    report: Report | None = Field(description="None after a dry run (nothing was loaded)")

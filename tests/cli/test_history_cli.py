@@ -23,8 +23,10 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture
-def cli(runner: CliRunner, settings: Settings) -> Invoke:
-    """Run a command against the test warehouse and data dir."""
+def cli(runner: CliRunner, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    """Run a command against the test warehouse and data dir (small snapshots: no volume
+    guard)."""
+    monkeypatch.setenv("EVERGREEN_MAX_LEFT_RATE", "1")
 
     def _invoke(*args: str) -> Result:
         where = ["--data-dir", str(settings.data_dir), "--database-url"]

@@ -397,6 +397,7 @@ def _run_steps(
         database_url=fresh_warehouse(directory),
         pseudonym_key=TEST_KEY,
         max_reject_rate=1.0,
+        max_left_rate=1.0,  # random snapshots: any share may leave
     )
     engine = make_engine(settings.effective_database_url)
     warehouse = Warehouse(settings, engine, lookup, directory)

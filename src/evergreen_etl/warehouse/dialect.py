@@ -125,6 +125,10 @@ class Backend(Protocol):
         """The SQL expression of the next new ``table.column`` (with ``numbered_key``)."""
         ...
 
+    def database_files(self, engine: Engine) -> tuple[Path, ...]:
+        """The local files that hold the database (the main one first); none for a server."""
+        ...
+
 
 def backend_for(bind: Connection | Engine) -> Backend:
     """The backend of ``bind``'s database."""
@@ -156,6 +160,13 @@ class SQLiteBackend:
         """In the main database (temporary objects live in ``temp``), read in rowid order: a
         scan is several times quicker than an index search followed by a look-up per row."""
         return f"main.{table} NOT INDEXED"
+
+    def database_files(self, engine: Engine) -> tuple[Path, ...]:
+        """The database file with its write-ahead log and shared-memory index."""
+        database, uri = engine.url.database, engine.url.query.get("uri")
+        if not database or database == ":memory:" or str(uri).lower() == "true":
+            return ()
+        return tuple(Path(f"{database}{suffix}") for suffix in ("", "-wal", "-shm"))
 
     @contextmanager
     def bulk_work(self, conn: Connection) -> Iterator[None]:
@@ -258,6 +269,10 @@ class PostgresBackend:
     batch_migrations = False
     id_type = "BIGINT"
     numbered_key = "BIGINT PRIMARY KEY"
+
+    def database_files(self, engine: Engine) -> tuple[Path, ...]:
+        """None: the database lives on the server."""
+        return ()
 
     def acquire_load_lock(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock, waited for up to LOCK_WAIT_SECONDS."""

@@ -28,10 +28,12 @@ from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.schema import etl_run, user_address, user_address_retired
 
 # etl_run.status: a load that holds its snapshot, one whose snapshot an undo or a replacing
-# load retired, and an undo itself.
+# load retired, an undo itself, and a load that found its snapshot loaded but a new lookup.
 SUCCEEDED = "succeeded"
 UNDONE = "undone"
 UNDO = "undo"
+LOOKUP = "lookup"
+FINISHED = (SUCCEEDED, UNDONE, UNDO, LOOKUP)
 
 _COLUMNS = [c.name for c in user_address.columns]
 _CONTENT = ", ".join(_COLUMNS)
@@ -142,17 +144,19 @@ def resolve_known_at(conn: Connection, value: int | datetime) -> int:
     """The run that ``--as-known-at`` names: a run id, or the last run finished by a time."""
     if isinstance(value, int):
         found = conn.execute(
-            text("SELECT run_id FROM etl_run WHERE run_id = :r AND status IN (:a, :b, :c)"),
-            {"r": value, "a": SUCCEEDED, "b": UNDONE, "c": UNDO},
+            text("SELECT run_id FROM etl_run WHERE run_id = :r AND status IN :finished").bindparams(
+                bindparam("finished", expanding=True)
+            ),
+            {"r": value, "finished": FINISHED},
         ).scalar()
         if found is None:
             raise ConfigurationError(f"--as-known-at: no finished run {value} in this warehouse")
         return int(found)
     found = conn.execute(
         text(
-            "SELECT MAX(run_id) FROM etl_run WHERE finished_at <= :t AND status IN (:a, :b, :c)"
-        ).bindparams(bindparam("t", type_=DateTime())),
-        {"t": value, "a": SUCCEEDED, "b": UNDONE, "c": UNDO},
+            "SELECT MAX(run_id) FROM etl_run WHERE finished_at <= :t AND status IN :finished"
+        ).bindparams(bindparam("t", type_=DateTime()), bindparam("finished", expanding=True)),
+        {"t": value, "finished": FINISHED},
     ).scalar()
     if found is None:
         raise ConfigurationError(
