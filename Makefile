@@ -9,7 +9,7 @@ DATA_DIR ?= data/demo
 DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench \
+.PHONY: help install demo test test-fast test-lowest lint format typecheck check wheel wheel-smoke bench \
         test-properties bench-history \
         docker-build migrate airflow-venv test-airflow clean
 
@@ -36,6 +36,9 @@ test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow pac
 test-properties: $(STAMP) ## The any-order history property test with 500 examples on each backend
 	EVERGREEN_PROPERTY_EXAMPLES=500 EVERGREEN_PROPERTY_EXAMPLES_POSTGRES=500 \
 		$(BIN)/pytest tests/properties -q
+
+test-lowest: ## The fast tests on the lowest dependency versions pyproject.toml allows (own venv)
+	scripts/lowest-deps.sh
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .

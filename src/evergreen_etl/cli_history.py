@@ -7,14 +7,16 @@ their annotations as objects.
 
 import sys
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from evergreen_etl.errors import ConfigurationError
-from evergreen_etl.report.render import ReportFormat
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import parse_as_of
+
+if TYPE_CHECKING:  # the command imports only what it needs
+    from evergreen_etl.report.render import ReportFormat
 
 REVISIONS = "revisions"
 
@@ -57,7 +59,7 @@ def known_at_option(option: str, value: str | None) -> int | datetime | None:
 
 
 def revisions_command(
-    settings: Settings, as_of: datetime | None, since: str | None, fmt: ReportFormat
+    settings: Settings, as_of: datetime | None, since: str | None, fmt: "ReportFormat"
 ) -> None:
     """`report revisions`: the counts at --as-of as known after --since, now, and the change."""
     from evergreen_etl.history import render_revisions, revisions
