@@ -295,8 +295,9 @@ def _load_lookup_if_changed(
     """Load the lookup unless the last one loaded has the same checksum; the rows loaded."""
     last_lookup = conn.execute(
         text(
-            "SELECT postcodes_sha256 FROM etl_run WHERE status IN ('succeeded', 'lookup') "
-            "AND postcodes_loaded IS NOT NULL ORDER BY run_id DESC LIMIT 1"
+            # An undone or replaced load's lookup stays loaded (undo keeps dim_postcode).
+            "SELECT postcodes_sha256 FROM etl_run WHERE status IN ('succeeded', 'lookup', "
+            "'undone') AND postcodes_loaded IS NOT NULL ORDER BY run_id DESC LIMIT 1"
         )
     ).scalar()
     if last_lookup == postcodes_sha:

@@ -60,3 +60,18 @@ def test_same_lookup_again_is_not_reloaded(
     assert again.skipped
     assert again.postcodes_loaded is None
     assert _rows(engine, "SELECT COUNT(*) FROM etl_run") == [(2,)]
+
+
+def test_lookup_of_a_replaced_load_is_not_reloaded(
+    load_snapshot: LoadSnapshot, engine: Engine
+) -> None:
+    """A replaced (undone) load's lookup stays loaded: loading its time again reloads nothing."""
+    load_snapshot(USERS, "2024-01-01")
+    load_snapshot(USERS[:1], "2024-01-01", replace=True)
+    again = load_snapshot(USERS[:1], "2024-01-01")
+    assert again.skipped
+    assert again.postcodes_loaded is None
+    assert _rows(engine, "SELECT status FROM etl_run ORDER BY run_id") == [
+        ("undone",),
+        ("succeeded",),
+    ]
