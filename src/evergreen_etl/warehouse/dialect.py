@@ -101,6 +101,18 @@ class Backend(Protocol):
         """Fresh planner statistics on ``table`` where the planner needs them."""
         ...
 
+    def deferred_indexes(self, conn: Connection, table: str) -> AbstractContextManager[None]:
+        """Fill an empty ``table`` in the block and build its secondary indexes afterwards.
+
+        A bulk insert into a table with indexes updates every index row by row, at random
+        places; building an index after the insert sorts its keys once. The indexes (and on
+        PostgreSQL the unique and foreign-key constraints, whose checks run a trigger per row)
+        are dropped for the block and made again from the catalogue's own definitions, inside
+        the transaction: a failure rolls the drops back too, and a rule the rows break fails
+        the rebuild. A table that already holds rows keeps its indexes.
+        """
+        ...
+
     def empty_table(self, conn: Connection, table: str) -> None:
         """Delete every row of ``table`` (inside the transaction)."""
         ...
@@ -208,6 +220,23 @@ class SQLiteBackend:
 
     def analyze(self, conn: Connection, table: str) -> None:
         """Nothing: SQLite's planner works from the indexes alone here."""
+
+    @contextmanager
+    def deferred_indexes(self, conn: Connection, table: str) -> Iterator[None]:
+        """The indexes created by ``CREATE INDEX`` (those of a ``UNIQUE`` column cannot be
+        dropped; foreign keys are checked through the parent's primary key, cheaply)."""
+        if not _is_empty(conn, table):
+            yield
+            return
+        indexes = conn.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL ORDER BY name"
+            ),
+            {"table": table},
+        ).all()
+        with _dropped(conn, [(f"DROP INDEX {name}", str(sql)) for name, sql in indexes]):
+            yield
 
     def empty_table(self, conn: Connection, table: str) -> None:
         """``DELETE FROM`` (SQLite has no ``TRUNCATE``)."""
@@ -331,6 +360,44 @@ class PostgresBackend:
         """
         conn.execute(text(f"ANALYZE {table}"))
 
+    @contextmanager
+    def deferred_indexes(self, conn: Connection, table: str) -> Iterator[None]:
+        """The indexes other than the primary key, and the unique and foreign-key constraints
+        (``ALTER TABLE ... ADD CONSTRAINT`` then checks a foreign key with one join)."""
+        if not _is_empty(conn, table):
+            yield
+            return
+        drops: list[tuple[str, str]] = []
+        constraints = conn.execute(
+            text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = CAST(:table AS regclass) AND contype IN ('u', 'f') "
+                "ORDER BY contype DESC, conname"  # unique ones first, to be made again first
+            ),
+            {"table": table},
+        ).all()
+        for name, definition in constraints:
+            drops.append(
+                (
+                    f"ALTER TABLE {table} DROP CONSTRAINT {name}",
+                    f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}",
+                )
+            )
+        # Plain indexes: not the primary key, nor one that backs a constraint.
+        indexes = conn.execute(
+            text(
+                "SELECT c.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+                "JOIN pg_class c ON c.oid = x.indexrelid "
+                "WHERE x.indrelid = CAST(:table AS regclass) AND NOT x.indisprimary "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid "
+                "AND k.conrelid = x.indrelid) ORDER BY c.relname"
+            ),
+            {"table": table},
+        ).all()
+        drops += [(f"DROP INDEX {name}", str(definition)) for name, definition in indexes]
+        with _dropped(conn, drops):
+            yield
+
     def empty_table(self, conn: Connection, table: str) -> None:
         """``TRUNCATE``: no row-by-row delete."""
         conn.execute(text(f"TRUNCATE {table}"))
@@ -371,6 +438,21 @@ def _executemany(conn: Connection, sql: str, batches: Batches, on_batch: OnBatch
     finally:
         cursor.close()
     return count
+
+
+def _is_empty(conn: Connection, table: str) -> bool:
+    return conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
+
+
+@contextmanager
+def _dropped(conn: Connection, statements: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """Run each pair's drop, the block, then each pair's create (an exception skips them:
+    the transaction rolls back)."""
+    for drop, _ in statements:
+        conn.execute(text(drop))
+    yield
+    for _, create in statements:
+        conn.execute(text(create))
 
 
 def _create_temp_table(conn: Connection, name: str, columns_sql: str, suffix: str) -> None:
@@ -481,6 +563,11 @@ def create_temp_table(
 def analyze_temp_table(conn: Connection, name: str) -> None:
     """Give PostgreSQL's planner statistics on a temporary table, which autovacuum never reads."""
     backend_for(conn).analyze(conn, name)
+
+
+def deferred_indexes(conn: Connection, table: str) -> AbstractContextManager[None]:
+    """Fill an empty ``table`` in the block; its secondary indexes are built afterwards."""
+    return backend_for(conn).deferred_indexes(conn, table)
 
 
 def acquire_load_lock(conn: Connection) -> None:

@@ -32,6 +32,7 @@ from evergreen_etl.warehouse.dialect import (
     bulk_work,
     copy_csv,
     create_temp_table,
+    deferred_indexes,
 )
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
@@ -242,7 +243,9 @@ def merge_snapshot(
             district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
         )
         conn.execute(text(fill))
-        conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
+        # The first load fills empty tables: their indexes are built after the insert.
+        with deferred_indexes(conn, "dim_user"):
+            conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
         analyze_temp_table(conn, "stg_snapshot")
 
         groups = conn.execute(text(_CLASSIFY)).all()
@@ -252,7 +255,8 @@ def merge_snapshot(
         when = bindparam("t", type_=DateTime())
         close = _CLOSE_MOVED_AND_ABSENT if absent == "close" else _CLOSE_MOVED
         closed = conn.execute(text(close).bindparams(when), at).rowcount
-        conn.execute(text(_OPEN_ROWS).bindparams(when), at)
+        with deferred_indexes(conn, "user_address"):
+            conn.execute(text(_OPEN_ROWS).bindparams(when), at)
 
     changes: dict[str, int] = dict.fromkeys(("new", "returned", "moved", "unchanged"), 0)
     statuses: dict[str, int] = {}
