@@ -80,5 +80,5 @@ def test_postgres_bulk_work_raises_work_mem_for_its_transaction_only(pg_url: str
             after = conn.execute(text("SHOW work_mem")).scalar()
     finally:
         engine.dispose()
-    assert inside == POSTGRES_BULK_WORK_MEM == "64MB"
+    assert inside == POSTGRES_BULK_WORK_MEM == "256MB"
     assert after == default != inside

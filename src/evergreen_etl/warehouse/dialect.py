@@ -28,7 +28,10 @@ BATCH_ROWS = 10_000
 # SQLite's page cache during a bulk load or merge (the default is 2 MiB). Big enough to keep
 # the B-tree pages an ordered insert or join is working on; small next to the 200 MB budget.
 SQLITE_BULK_CACHE_KIB = 16 * 1024
-POSTGRES_BULK_WORK_MEM = "64MB"
+# Per sort or hash of a load's transaction: the merge sorts a snapshot's million staged rows
+# (about 130 MB) to keep each user's last record; in memory that takes a second, spilled to
+# temporary files five. Index builds after a first load sort as much.
+POSTGRES_BULK_WORK_MEM = "256MB"
 _CSV_BLOCK_CHARS = 1 << 20
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises loads.
 _ADVISORY_LOCK_KEY = 0x45564552475245  # "EVERGRE"
@@ -83,8 +86,12 @@ class Backend(Protocol):
         *,
         on_batch: OnBatch = None,
         binary: bool = False,
+        freeze: bool = False,
     ) -> int:
-        """Insert each batch of rows into ``table`` with the driver's bulk path; count them."""
+        """Insert each batch of rows into ``table`` with the driver's bulk path; count them.
+
+        ``freeze`` is for a table emptied (``empty_table``) or created in this transaction.
+        """
         ...
 
     def copy_csv(self, conn: Connection, table: str, columns: Sequence[str], path: Path) -> int:
@@ -194,8 +201,9 @@ class SQLiteBackend:
         *,
         on_batch: OnBatch = None,
         binary: bool = False,
+        freeze: bool = False,
     ) -> int:
-        """``executemany`` of each batch (``binary`` is PostgreSQL's; SQLite ignores it)."""
+        """``executemany`` of each batch (``binary`` and ``freeze`` are PostgreSQL's)."""
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
         return _executemany(conn, sql, batches, on_batch)
@@ -295,8 +303,11 @@ class PostgresBackend:
         Python's cyclic garbage collector paused for the block.
         """
         # Sorts and hashes of a million staged rows in memory rather than in temporary files,
-        # for this transaction only (the server's default is 4 MB).
+        # for this transaction only (the server's default is 4 MB), index builds too; no JIT
+        # compilation, which costs a second per statement run once over staged rows.
         conn.execute(text(f"SET LOCAL work_mem = '{POSTGRES_BULK_WORK_MEM}'"))
+        conn.execute(text(f"SET LOCAL maintenance_work_mem = '{POSTGRES_BULK_WORK_MEM}'"))
+        conn.execute(text("SET LOCAL jit = off"))
         with collector_paused():
             yield
 
@@ -309,15 +320,20 @@ class PostgresBackend:
         *,
         on_batch: OnBatch = None,
         binary: bool = False,
+        freeze: bool = False,
     ) -> int:
         """``COPY``; ``binary`` makes it binary: floats and NULLs go over as they are, not as
         text for the server to parse again. Every value must then be of its column's Python
-        type (a float for a float column, not its text).
+        type (a float for a float column, not its text). ``freeze`` writes the rows frozen
+        (``COPY ... FREEZE``, for a table truncated or created in this transaction): the first
+        scan after the load then has no hint bit to set on every page, nor every page to
+        write again.
         """
         names = ", ".join(columns)
         driver = _driver(conn)
         count = 0
-        options = " (FORMAT BINARY)" if binary else ""
+        flags = [*(["FORMAT BINARY"] if binary else []), *(["FREEZE"] if freeze else [])]
+        options = f" ({', '.join(flags)})" if flags else ""
         # Asked before the COPY starts: the connection takes no other query during one.
         types = _column_types(conn, table, columns) if binary else None
         with (
@@ -413,8 +429,10 @@ class PostgresBackend:
         """Nothing: ``next_number`` takes the table's own sequence."""
 
     def next_number(self, table: str, column: str) -> str:
-        """The next value of ``table.column``'s own sequence."""
-        return f"nextval(pg_get_serial_sequence('{table}', '{column}'))"
+        """The next value of ``table.column``'s own sequence (named once per statement: the
+        sub-select is evaluated once, not the catalogue look-up once per row)."""
+        sequence = f"(SELECT CAST(pg_get_serial_sequence('{table}', '{column}') AS regclass))"
+        return f"nextval({sequence})"
 
 
 _BACKENDS: dict[str, Backend] = {"sqlite": SQLiteBackend(), "postgresql": PostgresBackend()}
@@ -538,13 +556,15 @@ def bulk_insert_batches(
     *,
     on_batch: OnBatch = None,
     binary: bool = False,
+    freeze: bool = False,
 ) -> int:
     """Insert each batch of rows into ``table`` (``COPY`` or ``executemany``); count them.
 
-    ``binary`` makes PostgreSQL's ``COPY`` binary (see ``PostgresBackend.insert_batches``).
+    ``binary`` makes PostgreSQL's ``COPY`` binary, ``freeze`` writes frozen rows into a table
+    emptied in this transaction (see ``PostgresBackend.insert_batches``).
     """
     return backend_for(conn).insert_batches(
-        conn, table, columns, batches, on_batch=on_batch, binary=binary
+        conn, table, columns, batches, on_batch=on_batch, binary=binary, freeze=freeze
     )
 
 

@@ -243,10 +243,10 @@ def merge_snapshot(
             district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
         )
         conn.execute(text(fill))
+        analyze_temp_table(conn, "stg_snapshot")
         # The first load fills empty tables: their indexes are built after the insert.
         with deferred_indexes(conn, "dim_user"):
             conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
-        analyze_temp_table(conn, "stg_snapshot")
 
         groups = conn.execute(text(_CLASSIFY)).all()
         attributes_updated = sum(int(row[3] or 0) for row in groups)
