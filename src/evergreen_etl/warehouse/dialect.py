@@ -413,6 +413,8 @@ class PostgresBackend:
         drops += [(f"DROP INDEX {name}", str(definition)) for name, definition in indexes]
         with _dropped(conn, drops):
             yield
+        # Statistics for the statements and the merges that follow: autovacuum has none yet.
+        self.analyze(conn, table)
 
     def empty_table(self, conn: Connection, table: str) -> None:
         """``TRUNCATE``: no row-by-row delete."""
