@@ -179,3 +179,23 @@ def test_frozen_copy_into_a_table_emptied_in_the_transaction(database_url: str) 
         engine.dispose()
     assert count == 2
     assert found == ["a", "b"]
+
+
+@pytest.mark.postgres
+def test_postgres_role_that_does_not_own_the_table_keeps_its_indexes(pg_url: str) -> None:
+    """A loading role that may insert but not own the table fills it with its indexes on."""
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            connection.begin()
+            _indexed_table(connection)
+            connection.execute(text("CREATE ROLE t_inserter"))
+            connection.execute(text("GRANT SELECT, INSERT ON t_child, t_parent TO t_inserter"))
+            connection.execute(text("SET LOCAL ROLE t_inserter"))
+            with deferred_indexes(connection, "t_child"):
+                during = _index_names(connection, "t_child")
+                bulk_insert(connection, "t_child", ("id", "parent_id", "code"), [(1, 1, "a")])
+            connection.rollback()  # the role and tables go with the transaction
+    finally:
+        engine.dispose()
+    assert during == {"ux_t_child_code", "ix_t_child_parent"}

@@ -379,8 +379,16 @@ class PostgresBackend:
     @contextmanager
     def deferred_indexes(self, conn: Connection, table: str) -> Iterator[None]:
         """The indexes other than the primary key, and the unique and foreign-key constraints
-        (``ALTER TABLE ... ADD CONSTRAINT`` then checks a foreign key with one join)."""
-        if not _is_empty(conn, table):
+        (``ALTER TABLE ... ADD CONSTRAINT`` then checks a foreign key with one join). Only
+        the table's owner may drop them: another role fills the table with its indexes."""
+        owner = conn.execute(
+            text(
+                "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class "
+                "WHERE oid = CAST(:table AS regclass)"
+            ),
+            {"table": table},
+        ).scalar()
+        if not owner or not _is_empty(conn, table):
             yield
             return
         drops: list[tuple[str, str]] = []
