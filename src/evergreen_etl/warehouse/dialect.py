@@ -231,20 +231,11 @@ class SQLiteBackend:
 
     @contextmanager
     def deferred_indexes(self, conn: Connection, table: str) -> Iterator[None]:
-        """The indexes created by ``CREATE INDEX`` (those of a ``UNIQUE`` column cannot be
-        dropped; foreign keys are checked through the parent's primary key, cheaply)."""
-        if not _is_empty(conn, table):
-            yield
-            return
-        indexes = conn.execute(
-            text(
-                "SELECT name, sql FROM sqlite_master "
-                "WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL ORDER BY name"
-            ),
-            {"table": table},
-        ).all()
-        with _dropped(conn, [(f"DROP INDEX {name}", str(sql)) for name, sql in indexes]):
-            yield
+        """Nothing: the merge inserts in ``user_id`` order, the order of most of the indexes,
+        so SQLite's B-trees grow at their right-hand edge; dropping and building them again
+        measured slower (a first load of a million users: 4.4 s with them, 6 s without and
+        rebuilt)."""
+        yield
 
     def empty_table(self, conn: Connection, table: str) -> None:
         """``DELETE FROM`` (SQLite has no ``TRUNCATE``)."""
