@@ -30,6 +30,7 @@ from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
 from evergreen_etl.warehouse.lookup import load_postcodes
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
 from evergreen_etl.warehouse.schema import etl_run
+from evergreen_etl.warehouse.snapshot_facts import refresh_snapshot_facts
 
 log = logging.getLogger("evergreen_etl.load")
 
@@ -181,6 +182,7 @@ def _load_in_transaction(
     merged = merge_snapshot(
         conn, staged=staged, as_of=as_of, run_id=run_id, absent=absent, precision=precision
     )
+    refresh_snapshot_facts(conn, as_of)
     failpoint("load.merged")
     risk = k_guard.check(conn, as_of) if k_guard is not None else None
     rejected = int(summary.get("rejected", 0))
