@@ -11,6 +11,9 @@ from sqlalchemy import Connection, DateTime, Engine, bindparam, select, text
 
 from evergreen_etl.anonymise import anonymise
 from evergreen_etl.load import load
+from evergreen_etl.report import report
+from evergreen_etl.models import Boundaries
+from evergreen_etl.report.catalog import run_sql
 from evergreen_etl.sample import generate_sample
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import make_engine
@@ -101,3 +104,21 @@ def test_migration_fills_the_facts_from_the_history_already_loaded(
     with loaded.connect() as conn:
         for moment in TIMES:
             assert users_by_authority_at(conn, moment) == history_at(conn, moment), moment
+
+
+@pytest.mark.parametrize("boundaries", ["supplied", "current"])
+def test_headline_report_from_the_facts_equals_the_history_query(
+    loaded: Engine, settings: Settings, boundaries: Boundaries
+) -> None:
+    """The headline report (read from the facts) has the rows of the history's own SQL."""
+    for moment in TIMES:
+        published = report(settings, as_of=moment, engine=loaded, boundaries=boundaries)
+        parameters = {"as_of": moment, "as_of_year": moment.year, "boundaries": boundaries}
+        expected = run_sql(loaded, "users_by_local_authority", parameters)
+        found = [
+            row.model_dump(include={"local_authority_code", "users"}) for row in published.rows
+        ]
+        assert found == [
+            {"local_authority_code": row["local_authority_code"], "users": int(row["users"])}
+            for row in expected
+        ], moment

@@ -118,7 +118,7 @@ def analysis(
     parameters = _parameters(moment, boundaries or "supplied")
     parameters.update(from_time=start, to_time=moment)
     with open_warehouse(settings, engine) as eng:
-        raw = run_sql(eng, spec.sql, parameters, spec.result_types)
+        raw = run_sql(eng, spec.snapshot_sql or spec.sql, parameters, spec.result_types)
     return published(spec, raw, disclosure, as_of=moment, from_time=start, boundaries=boundaries)
 
 
