@@ -11,8 +11,8 @@ from sqlalchemy import Connection, DateTime, Engine, bindparam, select, text
 
 from evergreen_etl.anonymise import anonymise
 from evergreen_etl.load import load
-from evergreen_etl.report import report
 from evergreen_etl.models import Boundaries
+from evergreen_etl.report import report
 from evergreen_etl.report.catalog import run_sql
 from evergreen_etl.sample import generate_sample
 from evergreen_etl.settings import Settings
