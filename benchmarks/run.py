@@ -269,30 +269,27 @@ class Bench:
         return step
 
 
-def disk_bytes(database_url: str, env: dict[str, str]) -> int:
-    """The bytes a warehouse takes on disk (``tasks.py size``)."""
+def _untimed_task(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """The JSON a task of tasks.py prints, the task not measured."""
     done = subprocess.run(
-        [sys.executable, str(TASKS), "size", database_url],
+        [sys.executable, str(TASKS), *args],
         env=env,
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     )
-    return int(_json_of(done.stdout)["bytes"])
+    return _json_of(done.stdout)
+
+
+def disk_bytes(database_url: str, env: dict[str, str]) -> int:
+    """The bytes a warehouse takes on disk (``tasks.py size``)."""
+    return int(_untimed_task(env, "size", database_url)["bytes"])
 
 
 def server_settings(database_url: str, env: dict[str, str]) -> dict[str, Any]:
     """The PostgreSQL server's version and the settings bulk loads depend on."""
-    done = subprocess.run(
-        [sys.executable, str(TASKS), "settings", database_url],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = _json_of(done.stdout)
+    result = _untimed_task(env, "settings", database_url)
     return {"server_version": result["version"], **result["settings"]}
 
 

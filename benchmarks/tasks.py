@@ -149,19 +149,10 @@ def floor_staged(staged_users: Path, database_url: str) -> dict[str, Any]:
         database = Path(database_url.split(":///", 1)[1])
         database.unlink(missing_ok=True)
         started = time.perf_counter()
-        connection = sqlite3.connect(database)
-        try:
-            connection.execute(table)
-            with staged_users.open(newline="") as handle:
-                rows = csv.reader(handle)
-                next(rows)
-                connection.executemany(
-                    f"INSERT INTO floor_user VALUES ({', '.join('?' * len(header))})", rows
-                )
-            connection.commit()
-            count = connection.execute("SELECT COUNT(*) FROM floor_user").fetchone()[0]
-        finally:
-            connection.close()
+        with staged_users.open(newline="") as handle:
+            rows = csv.reader(handle)
+            next(rows)
+            count = _sqlite_insert(database, table, "floor_user", len(header), rows)
         return {"seconds": time.perf_counter() - started, "rows": count}
     started = time.perf_counter()
     with _postgres(database_url) as connection:
@@ -257,17 +248,20 @@ def floor_sqlite(zip_path: Path, database: Path) -> dict[str, Any]:
     started = time.perf_counter()
     archive, rows = _floor_rows(zip_path)
     with archive:
-        connection = sqlite3.connect(database)
-        try:
-            connection.execute(_FLOOR_TABLE)
-            connection.executemany(
-                f"INSERT INTO floor_postcode VALUES ({', '.join('?' * 8)})", rows
-            )
-            connection.commit()
-            count = connection.execute("SELECT COUNT(*) FROM floor_postcode").fetchone()[0]
-        finally:
-            connection.close()
+        count = _sqlite_insert(database, _FLOOR_TABLE, "floor_postcode", 8, rows)
     return {"seconds": time.perf_counter() - started, "rows": count}
+
+
+def _sqlite_insert(database: Path, create: str, table: str, width: int, rows: Any) -> int:
+    """``create`` the table in a new SQLite file, ``executemany`` the rows in; count them."""
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute(create)
+        connection.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * width)})", rows)
+        connection.commit()
+        return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        connection.close()
 
 
 def floor_postgres(zip_path: Path, database_url: str) -> dict[str, Any]:

@@ -12,11 +12,4 @@ counts AS (
     WHERE f.snapshot_at = (SELECT MAX(r.as_of) FROM etl_run AS r
                            WHERE r.status = 'succeeded' AND r.as_of <= :as_of)
 )
-SELECT
-    la.code AS local_authority_code,
-    la.name AS local_authority_name,
-    SUM(c.users) AS users
-FROM counts AS c
-JOIN authority AS la ON la.supplied_code = c.supplied_code
-GROUP BY la.code, la.name
-ORDER BY users DESC, local_authority_code
+{{ users_by_authority }}
