@@ -11,7 +11,8 @@ SCALE ?= 1m
 BACKEND ?= sqlite
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench bench-10m \
+.PHONY: help install demo test test-fast test-lowest lint format typecheck check wheel wheel-smoke \
+        bench bench-10m \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -33,6 +34,9 @@ test: $(STAMP) ## Run the test suite (PostgreSQL tests start their own server wh
 
 test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow packaging tests
 	$(BIN)/pytest -m "not postgres and not slow"
+
+test-lowest: ## The fast tests on the lowest dependency versions pyproject.toml allows (own venv)
+	scripts/lowest-deps.sh
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .

@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from evergreen_etl.anonymise import anonymise
 from evergreen_etl.extract import extract
 from evergreen_etl.load import load
-from evergreen_etl.logs import new_run_id, timed_stage
+from evergreen_etl.logs import current_run_id, new_run_id, timed_stage
 from evergreen_etl.models import RunResult
 from evergreen_etl.privacy.disclosure import NO_DISCLOSURE_CONTROL, DisclosureRule
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
+from evergreen_etl.times import to_utc_naive
+from evergreen_etl.warehouse.guards import check_not_future
 from evergreen_etl.warehouse.scd2 import AbsentPolicy
 
 log = logging.getLogger("evergreen_etl.pipeline")
@@ -30,9 +32,17 @@ def run(
     max_reject_rate: float | None = None,
     auto_upgrade: bool = True,
     progress: bool = True,
+    dry_run: bool = False,
+    max_left_rate: float | None = None,
+    allow_future: bool = False,
 ) -> RunResult:
-    """Run every stage in order on the configured sources; return each stage's result."""
-    run_id = new_run_id()
+    """Run every stage in order on the configured sources; return each stage's result.
+
+    With ``dry_run`` the load is computed and rolled back, and there is no report.
+    """
+    if as_of is not None:  # before anything is fetched
+        check_not_future(to_utc_naive(as_of), what="--as-of", allow_future=allow_future)
+    run_id = current_run_id() or new_run_id()
     with timed_stage("extract", run_id) as out:
         extracted = extract(settings, progress=progress)
         out.append(extracted)
@@ -41,9 +51,18 @@ def run(
         out.append(anonymised)
     with timed_stage("load", run_id) as out:
         loaded = load(
-            settings, as_of=as_of, absent=absent, auto_upgrade=auto_upgrade, progress=progress
+            settings,
+            as_of=as_of,
+            absent=absent,
+            auto_upgrade=auto_upgrade,
+            progress=progress,
+            dry_run=dry_run,
+            max_left_rate=max_left_rate,
+            allow_future=allow_future,
         )
         out.append(loaded)
+    if dry_run:
+        return RunResult(extract=extracted, anonymise=anonymised, load=loaded, report=None)
     with timed_stage("report", run_id) as out:
         reported = report(settings, disclosure=disclosure)
         out.append(reported)
