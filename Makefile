@@ -7,14 +7,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= data/demo
 DATABASE_URL ?=
+SCALE ?= 1m
+BACKEND ?= sqlite
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-lowest lint format typecheck check wheel wheel-smoke bench \
-        test-properties bench-history \
+.PHONY: help install demo test test-fast test-lowest lint format typecheck check wheel wheel-smoke \
+        bench bench-10m bench-history test-properties \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,9 +62,12 @@ wheel: $(STAMP) ## Build the sdist and wheel into dist/
 wheel-smoke: wheel ## Install the wheel into a fresh virtualenv outside the repo and run the demo
 	scripts/wheel-smoke.sh dist
 
-bench: $(STAMP) ## Benchmarks at national scale (see benchmarks/README.md)
-	$(BIN)/python benchmarks/run.py --repeat 3
+bench: $(STAMP) ## Benchmarks at national scale: SCALE=100k|1m|10m BACKEND=sqlite|postgres|both
+	$(BIN)/python benchmarks/run.py --scale $(SCALE) --backend $(BACKEND) --repeat 3
 	$(BIN)/python benchmarks/history.py
+
+bench-10m: $(STAMP) ## Benchmarks at 1M then 10M users on both backends (hours; see benchmarks/README.md)
+	$(BIN)/python benchmarks/run.py --scale 10m --backend both
 
 bench-history: $(STAMP) ## Only the correcting-history benchmark (12 monthly snapshots, a late one)
 	$(BIN)/python benchmarks/history.py

@@ -1,8 +1,8 @@
 """National-scale benchmark of evergreen-etl: every stage as a process of its own, and the floors.
 
     .venv/bin/python benchmarks/run.py                     # 270k/100k, then 2.7M/1M, SQLite
-    .venv/bin/python benchmarks/run.py --small             # only 270k postcodes / 100k users
-    .venv/bin/python benchmarks/run.py --backend both      # SQLite and PostgreSQL
+    .venv/bin/python benchmarks/run.py --scale 100k        # only 270k postcodes / 100k users
+    .venv/bin/python benchmarks/run.py --scale 10m --backend both   # 1M, then 10M users
     .venv/bin/python benchmarks/run.py --out results.json
 
 For each scale it generates the sources with the package's sample generator (the 44-column
@@ -39,7 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 TASKS = Path(__file__).resolve().parent / "tasks.py"
 SNAPSHOT_1 = "2024-01-01"
 SNAPSHOT_2 = "2024-04-01"
-SMALL_FACTOR = 10
 
 
 @dataclass
@@ -270,6 +269,30 @@ class Bench:
         return step
 
 
+def _untimed_task(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """The JSON a task of tasks.py prints, the task not measured."""
+    done = subprocess.run(
+        [sys.executable, str(TASKS), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return _json_of(done.stdout)
+
+
+def disk_bytes(database_url: str, env: dict[str, str]) -> int:
+    """The bytes a warehouse takes on disk (``tasks.py size``)."""
+    return int(_untimed_task(env, "size", database_url)["bytes"])
+
+
+def server_settings(database_url: str, env: dict[str, str]) -> dict[str, Any]:
+    """The PostgreSQL server's version and the settings bulk loads depend on."""
+    result = _untimed_task(env, "settings", database_url)
+    return {"server_version": result["version"], **result["settings"]}
+
+
 def run_scale(
     *,
     label: str,
@@ -289,7 +312,7 @@ def run_scale(
     many times from the same state and keeps the fastest (a busy machine slows a run; it never
     speeds one up).
     """
-    key = label.split(" ", 1)[0]  # "small" or "large": names directories and databases
+    key = label.split(" ", 1)[0]  # "100k", "1m", "10m": names directories and databases
     sources = work / key / "sources"
     generator = Bench(scale=label, backend="-", env=env, verbose=verbose)
     gen = generator.task(
@@ -352,6 +375,23 @@ def run_scale(
             runs=repeat,
             reset=forget_staged,
         )
+        # The first load of the users alone, into the warehouse the postcode load filled,
+        # beside its floor: the staged file as it is into an unindexed table.
+        lookup_bytes = disk_bytes(postcodes_url, env)
+        staged_users = data_dir / "staged" / "users.csv"
+        floor_staged_url = (
+            f"sqlite:///{base / 'floor' / 'staged.db'}"
+            if backend == "sqlite"
+            else database("floor_staged")
+        )
+        bench.task(
+            "floor: staged users",
+            "floor-staged",
+            str(staged_users),
+            floor_staged_url,
+            runs=repeat,
+        )
+        bench.task("first load of users", "users-load", str(data_dir), postcodes_url, SNAPSHOT_1)
         bench.cli(
             "load (lookup + snapshot 1)",
             "load",
@@ -408,6 +448,13 @@ def run_scale(
             runs=repeat,
         )
         report.rows = bench.steps[-2].rows
+        # Disk: the warehouse after two snapshots, less the lookup alone, per million users.
+        warehouse_bytes = disk_bytes(url, env)
+        report.detail["warehouse_bytes"] = warehouse_bytes
+        report.detail["lookup_bytes"] = lookup_bytes
+        report.detail["user_bytes_per_million"] = round(
+            (warehouse_bytes - lookup_bytes) * 1_000_000 / max(users, 1)
+        )
 
         # The whole job in one process, on a fresh warehouse; then again, nothing changed.
         run_dir = base / "run"
@@ -446,8 +493,22 @@ def postgres_server(url: str | None) -> Iterator[Any]:
         yield server
 
 
-def check_goals(steps: list[Step], *, large: str | None, small: str | None) -> list[Goal]:
-    """Issue 5's goals, judged on the figures of this run."""
+# Each scale: postcodes, users; the scale run before it (for growth), if any.
+SCALES: dict[str, tuple[int, int, str | None]] = {
+    "100k": (270_000, 100_000, None),
+    "1m": (2_700_000, 1_000_000, "100k"),
+    "10m": (2_700_000, 10_000_000, "1m"),
+}
+MEMORY_LIMIT_MB = 300.0
+
+
+def check_goals(
+    steps: list[Step], *, top: str | None, base: str | None, users: dict[str, int]
+) -> list[Goal]:
+    """Issue 5's and issue 18's goals, judged on the figures of this run: those of one scale
+    at the largest scale run (``top``), growth against the scale run before it (``base``);
+    ``users`` gives each scale's users.
+    """
 
     def find(scale: str | None, backend: str, name: str) -> Step | None:
         return next(
@@ -461,11 +522,28 @@ def check_goals(steps: list[Step], *, large: str | None, small: str | None) -> l
         text = "not measured" if measured is None else f"{measured:.2f}"
         goals.append(Goal(name, text, target, passed if measured is not None else None))
 
-    scale = large or small
+    def within(name: str, step: Step | None, floor: Step | None, factor: float) -> None:
+        """``step`` at most ``factor`` times its ``floor`` measured in the same run."""
+        if step is None or floor is None:
+            return
+        limit = factor * floor.timed
+        goal(
+            f"{name} (s)",
+            step.timed,
+            f"<= {factor:g} x floor {floor.timed:.2f} s = {limit:.2f}",
+            step.timed <= limit,
+        )
+
+    def at_most(name: str, step: Step | None, limit: float) -> None:
+        if step is not None:
+            goal(f"{name} (s)", step.timed, f"<= {limit:g}", step.timed <= limit)
+
+    scale = top or base
     gen = find(scale, "-", "generate")
-    goal("generation", gen.timed if gen else None, "<= 60 s", gen is not None and gen.timed <= 60)
-    load = find(scale, "sqlite", "postcode load")
+    at_most("generation", gen, 60.0 * max(1, users.get(scale or "", 0) // 1_000_000))
+    # Goal 1: SQLite.
     floor = find(scale, "sqlite", "floor: csv+executemany")
+    load = find(scale, "sqlite", "postcode load")
     if load and floor:
         goal(
             "SQLite postcode load (s)",
@@ -473,60 +551,71 @@ def check_goals(steps: list[Step], *, large: str | None, small: str | None) -> l
             f"<= 8 s or <= floor {floor.timed:.2f} s",
             load.timed <= 8 or load.timed <= floor.timed,
         )
-        goal(
-            "SQLite postcode load peak RSS (MB)",
-            load.memory_mb,
-            "<= 200",
-            load.memory_mb <= 200,
-        )
-    pg_load = find(scale, "postgres", "postcode load")
-    pg_floor = find(scale, "postgres", "floor: COPY")
-    if pg_load and pg_floor:
-        goal(
-            "PostgreSQL postcode load (s)",
-            pg_load.timed,
-            f"<= 1.2 x COPY floor {pg_floor.timed:.2f} s = {1.2 * pg_floor.timed:.2f}",
-            pg_load.timed <= 1.2 * pg_floor.timed,
-        )
-    for name, label, limit in (
-        ("anonymise", "anonymise (s)", 10.0),
-        ("load (SCD2 merge 2)", "SQLite SCD2 merge of snapshot 2 (s)", 10.0),
-        ("run", "SQLite whole run (s)", 45.0),
-        ("run (unchanged)", "SQLite repeated run, unchanged sources (s)", 5.0),
-        ("report", "SQLite report (s)", 1.0),
-    ):
-        step = find(scale, "sqlite", name)
-        goal(
-            label,
-            step.timed if step else None,
-            f"<= {limit:g}",
-            step is not None and step.timed <= limit,
-        )
-    run = find(scale, "sqlite", "run")
-    goal(
-        "SQLite whole run peak RSS (MB)",
-        run.memory_mb if run else None,
-        "<= 300",
-        run is not None and run.memory_mb <= 300,
+    within("SQLite whole first run", find(scale, "sqlite", "run"), floor, 1.5)
+    at_most("SQLite SCD2 merge of snapshot 2", find(scale, "sqlite", "load (SCD2 merge 2)"), 8.0)
+    at_most("SQLite repeated run, unchanged sources", find(scale, "sqlite", "run (unchanged)"), 1.0)
+    at_most("SQLite report", find(scale, "sqlite", "report"), 1.0)
+    at_most("anonymise", find(scale, "sqlite", "anonymise"), 10.0)
+    within(
+        "SQLite first load of users",
+        find(scale, "sqlite", "first load of users"),
+        find(scale, "sqlite", "floor: staged users"),
+        2.5,
     )
-    if large and small:
-        for backend in ("sqlite", "postgres"):
-            ratios = [
-                (s.name, s.memory_mb / other.memory_mb)
-                for s in steps
-                if s.scale == large
-                and s.backend == backend
-                and (other := find(small, backend, s.name)) is not None
-            ]
-            if ratios:
-                worst_name, worst = max(ratios, key=lambda item: item[1])
+    # Goal 4: PostgreSQL.
+    pg_floor = find(scale, "postgres", "floor: COPY")
+    within("PostgreSQL postcode load", find(scale, "postgres", "postcode load"), pg_floor, 1.1)
+    within(
+        "PostgreSQL first load of users",
+        find(scale, "postgres", "first load of users"),
+        find(scale, "postgres", "floor: staged users"),
+        2.5,
+    )
+    at_most(
+        "PostgreSQL SCD2 merge of snapshot 2", find(scale, "postgres", "load (SCD2 merge 2)"), 8.0
+    )
+    at_most("PostgreSQL report", find(scale, "postgres", "report"), 1.0)
+    # Goal 2: memory at every scale; cost linear in the users from the scale before.
+    for backend in ("sqlite", "postgres"):
+        for label in (base, top):
+            measured = [s for s in steps if s.scale == label and s.backend in (backend, "-")]
+            if measured and any(s.backend == backend for s in measured):
+                worst = max(measured, key=lambda step: step.memory_mb)
                 goal(
-                    f"{backend} memory growth, worst stage ({worst_name})",
-                    worst,
-                    "<= 1.5 x (large / small peak RSS)",
-                    worst <= 1.5,
+                    f"{backend} {label}: peak memory, worst stage ({worst.name}) (MB)",
+                    worst.memory_mb,
+                    f"<= {MEMORY_LIMIT_MB:g}",
+                    worst.memory_mb <= MEMORY_LIMIT_MB,
                 )
+        if top is None or base is None:
+            continue
+        growth = users[top] / max(users[base], 1)
+        for name in ("run", "load (SCD2 merge 2)", "report"):
+            large, small = find(top, backend, name), find(base, backend, name)
+            if large is None or small is None:
+                continue
+            limit = 1.1 * growth * small.timed
+            goal(
+                f"{backend} {name} at {top.split()[0]} (s)",
+                large.timed,
+                f"<= {1.1 * growth:g} x {small.timed:.2f} s at {base.split()[0]} = {limit:.2f}",
+                large.timed <= limit,
+            )
     return goals
+
+
+def disk_lines(steps: list[Step]) -> list[str]:
+    """Disk used per scale and backend, from the report step's detail."""
+    lines = []
+    for step in steps:
+        if step.name == "report" and "warehouse_bytes" in step.detail:
+            lines.append(
+                f"disk  {step.scale} {step.backend}: warehouse after 2 snapshots "
+                f"{step.detail['warehouse_bytes'] / 1e6:,.0f} MB (lookup alone "
+                f"{step.detail['lookup_bytes'] / 1e6:,.0f} MB); users "
+                f"{step.detail['user_bytes_per_million'] / 1e6:,.0f} MB per million"
+            )
+    return lines
 
 
 def print_table(steps: list[Step], goals: list[Goal]) -> None:
@@ -548,6 +637,9 @@ def print_table(steps: list[Step], goals: list[Goal]) -> None:
     print("time: the task's own timing (postcode loads, floors, generation), else the process")
     print("wall time. RSS: peak of the largest process (wait4); tree: peak of the summed PSS of")
     print("the process and its worker (sampled every 50 ms). load: 1-minute load average.")
+    print()
+    for line in disk_lines(steps):
+        print(line)
     print()
     for g in goals:
         verdict = {True: "PASS", False: "FAIL", None: "----"}[g.passed]
@@ -579,12 +671,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Benchmark evergreen-etl at national scale (see benchmarks/README.md)."
     )
     parser.add_argument(
-        "--postcodes", type=int, default=2_700_000, help="lookup rows (large scale)"
+        "--scale",
+        choices=tuple(SCALES),
+        default="1m",
+        help="the largest scale: 100k (270k postcodes), 1m (2.7M postcodes) or 10m (2.7M "
+        "postcodes, 10M users); the scale below it runs first, for growth",
     )
-    parser.add_argument("--users", type=int, default=1_000_000, help="users (large scale)")
     parser.add_argument(
-        "--small", action="store_true", help=f"only the small scale (1/{SMALL_FACTOR} of the sizes)"
+        "--only", action="store_true", help="only the given scale, not the one below it"
     )
+    parser.add_argument(
+        "--small", action="store_true", help="only the scale below the given one (a tenth)"
+    )
+    parser.add_argument("--postcodes", type=int, help="other sizes: lookup rows (large scale)")
+    parser.add_argument("--users", type=int, help="other sizes: users (large scale)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument(
         "--database-url",
@@ -609,12 +709,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    small = (max(args.postcodes // SMALL_FACTOR, 100), max(args.users // SMALL_FACTOR, 1))
-    scales = (
-        [("small", *small)]
-        if args.small
-        else [("small", *small), ("large", args.postcodes, args.users)]
-    )
+    if args.postcodes or args.users:  # sizes of one's own: "small" is a tenth of "large"
+        postcodes = args.postcodes or SCALES[args.scale][0]
+        users = args.users or SCALES[args.scale][1]
+        chosen = [("small", max(postcodes // 10, 100), max(users // 10, 1))]
+        chosen.append(("large", postcodes, users))
+    else:
+        below = SCALES[args.scale][2] or args.scale
+        chosen = [(key, *SCALES[key][:2]) for key in dict.fromkeys([below, args.scale])]
+    scales = chosen[:1] if args.small else chosen[-1:] if args.only else chosen
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("EVERGREEN_")},
         "EVERGREEN_PSEUDONYM_KEY": secrets.token_hex(32),
@@ -637,6 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if postgres is not None:
             info["postgres"] = "given server" if args.database_url else "throwaway (fsync off)"
+            info["postgres_settings"] = server_settings(postgres.url, env)
         try:
             for key, postcodes, users in scales:
                 label = f"{key} {_size(postcodes)}/{_size(users)}"
@@ -660,12 +764,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if args.keep:
                 print(f"work directory kept: {work}", file=sys.stderr)
-    labels = sorted({s.scale for s in steps}, key=lambda s: s.startswith("large"))
-    large = next((s for s in labels if s.startswith("large")), None)
-    small_label = next((s for s in labels if s.startswith("small")), None)
-    goals = check_goals(steps, large=large, small=small_label)
+    labels = list(dict.fromkeys(s.scale for s in steps))
+    top = labels[-1] if labels else None
+    base = labels[-2] if len(labels) > 1 else None
+    users_of = {s.scale: s.rows or 0 for s in steps if s.name == "run"}
+    goals = check_goals(steps, top=top, base=base, users=users_of)
     info["load_average_at_end"] = os.getloadavg()
     print_table(steps, goals)
+    if "postgres_settings" in info:
+        print()
+        print("PostgreSQL server settings the figures assume:")
+        for name, value in info["postgres_settings"].items():
+            print(f"  {name} = {value}")
     if args.out:
         args.out.write_text(
             json.dumps(

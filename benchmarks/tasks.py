@@ -9,7 +9,15 @@ what it did and how long its timed part took. ``run.py`` measures the process ar
   freshly migrated warehouse, in one transaction, as ``load`` does it;
 * ``floor-sqlite``: the stdlib floor: ``csv`` + ``sqlite3.executemany`` of the 8 columns a
   loader needs, streamed from the zip into a fresh SQLite table;
-* ``floor-postgres``: the PostgreSQL floor: the same rows through psycopg's ``COPY``.
+* ``floor-postgres``: the PostgreSQL floor: the same rows through psycopg's ``COPY``;
+* ``floor-staged``: the floor of a first load of users: the staged ``users.csv`` as it is into
+  an unindexed table (psycopg ``COPY`` of the file's bytes on PostgreSQL, ``csv`` +
+  ``executemany`` on SQLite);
+* ``users-load``: the package's first load of the staged users (``stage_snapshot`` and
+  ``merge_snapshot`` in one transaction, as ``load`` calls them) into a warehouse whose
+  postcode lookup is loaded and whose user tables are empty;
+* ``merge``: the library's ``load`` of a staged snapshot, timed in its process;
+* ``size``: the bytes a warehouse takes on disk (not timed).
 
 The floors are deliberately plain: what a careful engineer writes in twenty lines with the
 standard library and the driver, keyed on the postcode like ``dim_postcode`` is.
@@ -102,6 +110,124 @@ def merge_snapshot(data_dir: Path, database_url: str, as_of: str) -> dict[str, A
     }
 
 
+def users_load(data_dir: Path, database_url: str, as_of: str) -> dict[str, Any]:
+    """Time the first load of the staged users into a warehouse holding only the lookup."""
+    from sqlalchemy import text
+
+    from evergreen_etl.datadir.layout import DataDir
+    from evergreen_etl.warehouse.engine import make_engine, write_transaction
+    from evergreen_etl.warehouse.scd2 import merge_snapshot, stage_snapshot
+
+    staged_users = DataDir(data_dir).staged_users
+    engine = make_engine(database_url)
+    try:
+        started = time.perf_counter()
+        with write_transaction(engine) as conn:
+            run_id = conn.execute(
+                text(
+                    "INSERT INTO etl_run (started_at, as_of, status, key_id) "
+                    "VALUES (:t, :t, 'succeeded', 'bench') RETURNING run_id"
+                ),
+                {"t": datetime.fromisoformat(as_of)},
+            ).scalar_one()
+            staged = stage_snapshot(conn, staged_users)
+            merged = merge_snapshot(
+                conn, staged=staged, as_of=datetime.fromisoformat(as_of), run_id=run_id
+            )
+        seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    return {"seconds": seconds, "rows": merged.users_in_snapshot, "staged": staged}
+
+
+def floor_staged(staged_users: Path, database_url: str) -> dict[str, Any]:
+    """The staged users file as it is into an unindexed table of text columns."""
+    with staged_users.open(newline="") as handle:
+        header = next(csv.reader(handle))
+    table = f"CREATE TABLE floor_user ({', '.join(f'{name} VARCHAR(64)' for name in header)})"
+    if database_url.startswith("sqlite"):
+        database = Path(database_url.split(":///", 1)[1])
+        database.unlink(missing_ok=True)
+        started = time.perf_counter()
+        with staged_users.open(newline="") as handle:
+            rows = csv.reader(handle)
+            next(rows)
+            count = _sqlite_insert(database, table, "floor_user", len(header), rows)
+        return {"seconds": time.perf_counter() - started, "rows": count}
+    started = time.perf_counter()
+    with _postgres(database_url) as connection:
+        connection.execute("DROP TABLE IF EXISTS floor_user")
+        connection.execute(table)
+        with (
+            connection.cursor() as cursor,
+            cursor.copy("COPY floor_user FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            staged_users.open("rb") as handle,
+        ):
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+        connection.commit()
+        found = connection.execute("SELECT COUNT(*) FROM floor_user").fetchone()
+    return {"seconds": time.perf_counter() - started, "rows": found[0] if found else 0}
+
+
+def warehouse_size(database_url: str) -> dict[str, Any]:
+    """Bytes on disk: the SQLite file (its log checkpointed first), or the database's size."""
+    if database_url.startswith("sqlite"):
+        database = Path(database_url.split(":///", 1)[1])
+        connection = sqlite3.connect(database)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
+        return {"seconds": 0.0, "bytes": database.stat().st_size}
+    with _postgres(database_url) as connection:
+        connection.execute("CHECKPOINT")
+        found = connection.execute("SELECT pg_database_size(current_database())").fetchone()
+    return {"seconds": 0.0, "bytes": int(found[0]) if found else 0}
+
+
+def server_settings(database_url: str) -> dict[str, Any]:
+    """The PostgreSQL settings the figures depend on, as the server reports them."""
+    with _postgres(database_url) as connection:
+        settings = {
+            name: connection.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+            for name in SERVER_SETTINGS
+        }
+        version = connection.execute("SHOW server_version").fetchone()
+    return {"seconds": 0.0, "settings": settings, "version": version[0] if version else None}
+
+
+# The settings a bulk load's speed depends on (benchmarks/README.md, "Reading the figures").
+SERVER_SETTINGS = (
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_wal_size",
+    "wal_level",
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "max_parallel_maintenance_workers",
+)
+
+
+def _postgres(database_url: str) -> Any:
+    """A psycopg connection to the database of ``database_url``."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    return psycopg.connect(
+        psycopg.conninfo.make_conninfo(
+            host=url.host or "",
+            port=url.port or "",
+            user=url.username or "",
+            password=url.password or "",
+            dbname=url.database or "",
+        )
+    )
+
+
 def _floor_rows(zip_path: Path) -> tuple[zipfile.ZipFile, Any]:
     """The 8 columns of every data row, straight from the zip, by the ``csv`` module."""
     archive = zipfile.ZipFile(zip_path)
@@ -122,35 +248,27 @@ def floor_sqlite(zip_path: Path, database: Path) -> dict[str, Any]:
     started = time.perf_counter()
     archive, rows = _floor_rows(zip_path)
     with archive:
-        connection = sqlite3.connect(database)
-        try:
-            connection.execute(_FLOOR_TABLE)
-            connection.executemany(
-                f"INSERT INTO floor_postcode VALUES ({', '.join('?' * 8)})", rows
-            )
-            connection.commit()
-            count = connection.execute("SELECT COUNT(*) FROM floor_postcode").fetchone()[0]
-        finally:
-            connection.close()
+        count = _sqlite_insert(database, _FLOOR_TABLE, "floor_postcode", 8, rows)
     return {"seconds": time.perf_counter() - started, "rows": count}
+
+
+def _sqlite_insert(database: Path, create: str, table: str, width: int, rows: Any) -> int:
+    """``create`` the table in a new SQLite file, ``executemany`` the rows in; count them."""
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute(create)
+        connection.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * width)})", rows)
+        connection.commit()
+        return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        connection.close()
 
 
 def floor_postgres(zip_path: Path, database_url: str) -> dict[str, Any]:
     """The same rows through psycopg's COPY into a fresh table, one transaction."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    conninfo = psycopg.conninfo.make_conninfo(
-        host=url.host or "",
-        port=url.port or "",
-        user=url.username or "",
-        password=url.password or "",
-        dbname=url.database or "",
-    )
     started = time.perf_counter()
     archive, rows = _floor_rows(zip_path)
-    with archive, psycopg.connect(conninfo) as connection:
+    with archive, _postgres(database_url) as connection:
         connection.execute("DROP TABLE IF EXISTS floor_postcode")
         connection.execute(_FLOOR_TABLE)
         with (
@@ -177,10 +295,16 @@ def main(argv: list[str] | None = None) -> None:
         task = tasks.add_parser(name)
         task.add_argument("zip", type=Path)
         task.add_argument("database_url")
-    merge = tasks.add_parser("merge")
-    merge.add_argument("data_dir", type=Path)
-    merge.add_argument("database_url")
-    merge.add_argument("as_of")
+    for name in ("merge", "users-load"):
+        merge = tasks.add_parser(name)
+        merge.add_argument("data_dir", type=Path)
+        merge.add_argument("database_url")
+        merge.add_argument("as_of")
+    staged_floor = tasks.add_parser("floor-staged")
+    staged_floor.add_argument("staged_users", type=Path)
+    staged_floor.add_argument("database_url")
+    for name in ("size", "settings"):
+        tasks.add_parser(name).add_argument("database_url")
     sqlite_floor = tasks.add_parser("floor-sqlite")
     sqlite_floor.add_argument("zip", type=Path)
     sqlite_floor.add_argument("database", type=Path)
@@ -194,6 +318,14 @@ def main(argv: list[str] | None = None) -> None:
         result = load_postcodes_only(args.zip, args.database_url)
     elif args.task == "merge":
         result = merge_snapshot(args.data_dir, args.database_url, args.as_of)
+    elif args.task == "users-load":
+        result = users_load(args.data_dir, args.database_url, args.as_of)
+    elif args.task == "floor-staged":
+        result = floor_staged(args.staged_users, args.database_url)
+    elif args.task == "size":
+        result = warehouse_size(args.database_url)
+    elif args.task == "settings":
+        result = server_settings(args.database_url)
     elif args.task == "floor-sqlite":
         result = floor_sqlite(args.zip, args.database)
     else:

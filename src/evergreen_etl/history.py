@@ -34,6 +34,7 @@ from evergreen_etl.warehouse.history import (
     resolve_known_at,
 )
 from evergreen_etl.warehouse.replay import mark_undone, take_out_snapshot
+from evergreen_etl.warehouse.snapshot_facts import refresh_snapshot_facts
 
 log = logging.getLogger("evergreen_etl.history")
 
@@ -196,6 +197,8 @@ def undo(settings: Settings, run_id: int, *, engine: Engine | None = None) -> Un
             ).bindparams(bindparam("finished", type_=DateTime())),
             {"status": UNDO, "finished": utc_now(), "r": undo_run_id},
         )
+        # The users by authority of every snapshot from the undone one on are derived again.
+        refresh_snapshot_facts(conn, row.as_of)
     log.info(
         "undid run %d (snapshot as of %s): %d users re-derived",
         run_id,

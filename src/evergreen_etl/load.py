@@ -38,6 +38,7 @@ from evergreen_etl.warehouse.guards import check_left_rate, check_not_future
 from evergreen_etl.warehouse.lookup import load_postcodes
 from evergreen_etl.warehouse.replay import merge_into_history, plan_snapshot
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, stage_snapshot
+from evergreen_etl.warehouse.snapshot_facts import refresh_snapshot_facts
 
 log = logging.getLogger("evergreen_etl.load")
 
@@ -209,6 +210,7 @@ def _load_in_transaction(
         precision=precision,
     )
     fill_record_keys(conn)
+    refresh_snapshot_facts(conn, as_of)
     failpoint("load.merged")
     check_left_rate(
         left=merged.left,

@@ -17,6 +17,8 @@ STEPS = {
     "postcode load",
     "extract",
     "anonymise",
+    "floor: staged users",
+    "first load of users",
     "load (lookup + snapshot 1)",
     "extract 2",
     "anonymise 2",

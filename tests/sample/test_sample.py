@@ -532,3 +532,43 @@ def test_rejects_impossible_arguments(
     """Arguments that cannot give a sample fail with a message naming the argument."""
     with pytest.raises(ValueError, match=message):
         generate_sample(tmp_path, **{"users": 10, "postcodes": 200, **arguments})
+
+
+def _person_number(key: str) -> int:
+    """The person's number in an email's local part ("given.family.17@example.com" -> 17)."""
+    return int(key.split("@", 1)[0].rsplit(".", 1)[1])
+
+
+def test_people_made_in_blocks_keep_one_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Across blocks and snapshots each person keeps a number and names; joiners come after."""
+    monkeypatch.setattr("evergreen_etl.sample.users.BLOCK_PEOPLE", 300)
+    result = generate_sample(tmp_path, users=2000, postcodes=4000, snapshots=3, seed=3)
+    snapshots = [read_records(path) for path in result.users_paths]
+    names: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for record in (r for snapshot in snapshots for r in snapshot):
+        key = email_key(record)
+        if key is not None and key.endswith("@example.com") and "givenName" in record:
+            names[_person_number(key)].add((record["givenName"], record["familyName"]))
+    first = {_person_number(key) for key in last_postcode_by_email(snapshots[0])}
+    joiners = {_person_number(key) for key in last_postcode_by_email(snapshots[2])} - first
+
+    assert all(len(found) == 1 for found in names.values())
+    assert max(first) <= 2000 < min(joiners)
+    assert 0.02 * 2000 <= len(joiners) <= 0.08 * 2000
+
+
+def test_changes_follow_the_rates_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """People made a block at a time move, leave and join at the same rates as in one block."""
+    monkeypatch.setattr("evergreen_etl.sample.users.BLOCK_PEOPLE", 250)
+    result = generate_sample(tmp_path, users=2000, postcodes=4000, snapshots=2, seed=9)
+    before, after = (last_postcode_by_email(read_records(p)) for p in result.users_paths)
+    stayed = before.keys() & after.keys()
+    located = [key for key in stayed if before[key] is not None]
+
+    assert 0.015 <= len(before.keys() - after.keys()) / len(before) <= 0.045
+    assert 0.01 <= len(after.keys() - before.keys()) / len(before) <= 0.035
+    assert 0.045 <= sum(before[k] != after[k] for k in located) / len(located) <= 0.10

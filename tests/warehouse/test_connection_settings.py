@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from evergreen_etl.warehouse.dialect import POSTGRES_BULK_WORK_MEM, bulk_work
 from evergreen_etl.warehouse.engine import (
+    POSTGRES_TEMP_BUFFERS,
     SQLITE_PAGE_BYTES,
     SQLITE_TEMP_PAGE_BYTES,
     make_engine,
@@ -80,5 +81,18 @@ def test_postgres_bulk_work_raises_work_mem_for_its_transaction_only(pg_url: str
             after = conn.execute(text("SHOW work_mem")).scalar()
     finally:
         engine.dispose()
-    assert inside == POSTGRES_BULK_WORK_MEM == "64MB"
+    assert inside == POSTGRES_BULK_WORK_MEM == "256MB"
     assert after == default != inside
+
+
+@pytest.mark.postgres
+def test_postgres_connections_get_room_for_a_staged_snapshot(pg_url: str) -> None:
+    """Each PostgreSQL connection sets temp_buffers before any temporary table, for good."""
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            conn.rollback()  # a rolled-back transaction must not undo it
+            found = conn.execute(text("SHOW temp_buffers")).scalar()
+    finally:
+        engine.dispose()
+    assert found == POSTGRES_TEMP_BUFFERS == "256MB"

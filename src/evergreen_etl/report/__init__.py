@@ -130,7 +130,8 @@ def analysis(
     parameters = _parameters(moment, boundaries or "supplied")
     parameters.update(from_time=start, to_time=moment)
     with open_warehouse(settings, engine) as eng, known_at(eng, as_known_at) as past:
-        raw = run_sql(past, spec.sql, parameters, spec.result_types)
+        sql = spec.snapshot_sql if as_known_at is None and spec.snapshot_sql else spec.sql
+        raw = run_sql(past, sql, parameters, spec.result_types)
         return publish_report(
             past,
             spec,

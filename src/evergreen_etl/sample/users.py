@@ -1,7 +1,9 @@
 """Fake Evergreen users exports: people who move, leave, return and are recorded messily.
 
 ``write_users_snapshots`` writes one ``users*.json`` per snapshot, for people living at the
-postcodes of a ``PostcodeSample``.
+postcodes of a ``PostcodeSample``. People are made and followed through every snapshot a block
+at a time (``BLOCK_PEOPLE``, each block with random streams of its own), so memory stays flat
+whatever the number of users: ten million take what ten thousand do.
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ import random
 import unicodedata
 from array import array
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TextIO
 
 from evergreen_etl.sample.geography import CHUNK_ROWS, INWARDS, PostcodeSample
 from evergreen_etl.sample.words import FAMILY_NAMES, GIVEN_NAMES, STREET_KINDS, STREET_NAMES
 
-__all__ = ["write_users_snapshots"]
+__all__ = ["BLOCK_PEOPLE", "write_users_snapshots"]
+
+# People made and followed through every snapshot together; the next block starts afresh.
+BLOCK_PEOPLE = 65_536
 
 # (value, weight); None means the "sex" key is absent.
 _SEX_CHOICES: tuple[tuple[str | None, int], ...] = (
@@ -95,9 +102,11 @@ _JSON_STRING = json.encoder.encode_basestring_ascii
 
 
 class _People:
-    """Compact per-person state: parallel arrays indexed by person number (no objects)."""
+    """Compact state of one block of people: parallel arrays indexed by the person's place
+    in the block (no objects); ``number`` is the person's number in the whole export."""
 
     def __init__(self) -> None:
+        self.number = array("I")
         self.given = array("H")
         self.family = array("H")
         self.street = array("H")
@@ -112,9 +121,10 @@ class _People:
     def __len__(self) -> int:
         return len(self.present)
 
-    def add(self, rng: random.Random, pool: _Pool) -> None:
-        """Append one new person with random attributes."""
+    def add(self, number: int, rng: random.Random, pool: _Pool) -> None:
+        """Append person ``number``, new, with random attributes."""
         rand = rng.random
+        self.number.append(number)
         self.given.append(int(rand() * len(GIVEN_NAMES)))
         self.family.append(int(rand() * len(FAMILY_NAMES)))
         self.street.append(int(rand() * len(STREET_NAMES) * len(STREET_KINDS)))
@@ -192,7 +202,7 @@ class _Renderer:
         kind = (self.people.flags[person] >> 3) & 3
         local = (
             f"{_GIVEN_EMAIL[self.people.given[person]]}."
-            f"{_FAMILY_EMAIL[self.people.family[person]]}.{person + 1}"
+            f"{_FAMILY_EMAIL[self.people.family[person]]}.{self.people.number[person] + 1}"
         )
         if kind == _EMAIL_MISSING:
             return None
@@ -216,12 +226,13 @@ class _Renderer:
     def postcode(self, person: int, pool_index: int) -> str | None:
         """The postcode as this record spells it (None: no postcode key)."""
         kind = self.people.flags[person] & 7
+        number = self.people.number[person]
         if kind == _PC_INVALID:
-            return _INVALID_POSTCODES[person % len(_INVALID_POSTCODES)]
+            return _INVALID_POSTCODES[number % len(_INVALID_POSTCODES)]
         if kind == _PC_UNMATCHED:
-            area = _UNMATCHED_AREAS[person % len(_UNMATCHED_AREAS)]
-            unit = INWARDS[(person * 7) % len(INWARDS)]
-            return f"{area}{person % 9 + 1} {unit}"
+            area = _UNMATCHED_AREAS[number % len(_UNMATCHED_AREAS)]
+            unit = INWARDS[(number * 7) % len(INWARDS)]
+            return f"{area}{number % 9 + 1} {unit}"
         if kind not in (_PC_FULL, _PC_PARTIAL):
             return None
         canonical = self.pool[pool_index]
@@ -290,7 +301,7 @@ class _Renderer:
     def birth_date(self, person: int) -> str:
         """The date of birth as this record spells it: ISO, dd/mm/yyyy, or invalid."""
         if self.people.flags[person] & _BAD_DATE:
-            return _INVALID_DATES[person % len(_INVALID_DATES)]
+            return _INVALID_DATES[self.people.number[person] % len(_INVALID_DATES)]
         packed = self.people.birth[person]
         year, month, day = packed // 10000, packed // 100 % 100, packed % 100
         if self.rand() < 0.6:
@@ -303,8 +314,9 @@ def _indent_json(value: object) -> str:
     return json.dumps(value, indent=2).replace("\n", "\n  ")
 
 
-def _advance(people: _People, rng: random.Random, pool: _Pool) -> None:
-    """Turn the people of one snapshot into the next: moves, leavers, joiners, returners."""
+def _advance(people: _People, rng: random.Random, pool: _Pool, numbers: _Numbers) -> int:
+    """Turn a block's people of one snapshot into the next: moves, leavers, joiners (numbered
+    by ``numbers``), returners. Returns how many joined."""
     rand = rng.random
     present = people.present
     postcode = people.postcode
@@ -329,41 +341,56 @@ def _advance(people: _People, rng: random.Random, pool: _Pool) -> None:
             if rand() < 0.5:
                 previous[person] = postcode[person]
                 postcode[person] = pool.draw(rand)
-    for _ in range(round(before * _JOIN_RATE)):
-        people.add(rng, pool)
+    joiners = round(before * _JOIN_RATE)
+    for _ in range(joiners):
+        people.add(numbers.next(), rng, pool)
+    return joiners
 
 
-def _write_snapshot(path: Path, people: _People, pool: Sequence[str], rng: random.Random) -> None:
-    """Write one snapshot: present people in order, with duplicates and conflicting records."""
+class _Numbers:
+    """Hands out the numbers of people who join after the first snapshot: after the first
+    snapshot's ``users``, in the order the blocks meet them."""
+
+    def __init__(self, users: int) -> None:
+        self.following = users
+
+    def next(self) -> int:
+        number = self.following
+        self.following += 1
+        return number
+
+
+def _write_block(out: TextIO, people: _People, pool: Sequence[str], rng: random.Random) -> None:
+    """Write a block of one snapshot: present people in order, with duplicates and conflicting
+    records."""
     render = _Renderer(people, pool, rng)
     rand = rng.random
     pending: dict[int, list[str]] = {}
     chunk: list[str] = []
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for person in range(len(people)):
-            chunk.extend(pending.pop(person, ()))
-            if not people.present[person]:
-                continue
-            pool_index = people.postcode[person]
-            draw = rand()
-            kind = people.flags[person] & 7
-            if draw < _CONFLICT_RATE and kind in (_PC_FULL, _PC_PARTIAL):
-                # The same email with another address, before the true one: last one wins.
-                other = (pool_index + 1 + int(rand() * (len(pool) - 1))) % len(pool)
-                chunk.append(render.record(person, other))
-            text = render.record(person, pool_index)
-            chunk.append(text)
-            if draw > 1.0 - _DUPLICATE_RATE:
-                pending.setdefault(person + 1 + int(rand() * 40), []).append(text)
-            if len(chunk) >= CHUNK_ROWS:
-                out.write("\n".join(chunk))
-                out.write("\n")
-                chunk.clear()
-        for due in sorted(pending):
-            chunk.extend(pending[due])
-        if chunk:
+    for person in range(len(people)):
+        chunk.extend(pending.pop(person, ()))
+        if not people.present[person]:
+            continue
+        pool_index = people.postcode[person]
+        draw = rand()
+        kind = people.flags[person] & 7
+        if draw < _CONFLICT_RATE and kind in (_PC_FULL, _PC_PARTIAL):
+            # The same email with another address, before the true one: last one wins.
+            other = (pool_index + 1 + int(rand() * (len(pool) - 1))) % len(pool)
+            chunk.append(render.record(person, other))
+        text = render.record(person, pool_index)
+        chunk.append(text)
+        if draw > 1.0 - _DUPLICATE_RATE:
+            pending.setdefault(person + 1 + int(rand() * 40), []).append(text)
+        if len(chunk) >= CHUNK_ROWS:
             out.write("\n".join(chunk))
             out.write("\n")
+            chunk.clear()
+    for due in sorted(pending):
+        chunk.extend(pending[due])
+    if chunk:
+        out.write("\n".join(chunk))
+        out.write("\n")
 
 
 def _snapshot_name(number: int) -> str:
@@ -392,17 +419,21 @@ def write_users_snapshots(
         raise ValueError("snapshots must be at least 1")
     directory.mkdir(parents=True, exist_ok=True)
     pool = _Pool(lookup)
-    people = _People()
-    rng = random.Random(f"evergreen-sample:{seed}:users")
-    for _ in range(users):
-        people.add(rng, pool)
-    paths: list[Path] = []
-    for number in range(1, snapshots + 1):
-        if number > 1:
-            _advance(people, random.Random(f"evergreen-sample:{seed}:advance:{number}"), pool)
-        path = directory / _snapshot_name(number)
-        _write_snapshot(
-            path, people, pool.postcodes, random.Random(f"evergreen-sample:{seed}:render:{number}")
-        )
-        paths.append(path)
+    numbers = _Numbers(users)
+    paths = [directory / _snapshot_name(number) for number in range(1, snapshots + 1)]
+    with ExitStack() as stack:
+        outs = [
+            stack.enter_context(path.open("w", encoding="utf-8", newline="\n")) for path in paths
+        ]
+        for block, first in enumerate(range(0, users, BLOCK_PEOPLE)):
+            people = _People()
+            rng = random.Random(f"evergreen-sample:{seed}:users:{block}")
+            for number in range(first, min(first + BLOCK_PEOPLE, users)):
+                people.add(number, rng, pool)
+            for number, out in enumerate(outs, start=1):
+                if number > 1:
+                    advance = random.Random(f"evergreen-sample:{seed}:advance:{number}:{block}")
+                    _advance(people, advance, pool, numbers)
+                render = random.Random(f"evergreen-sample:{seed}:render:{number}:{block}")
+                _write_block(out, people, pool.postcodes, render)
     return paths

@@ -22,6 +22,7 @@ from evergreen_etl.warehouse.migrate import require_current_schema
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_PAGE_BYTES = 16_384
 SQLITE_TEMP_PAGE_BYTES = 65_536
+POSTGRES_TEMP_BUFFERS = "256MB"
 
 
 def make_engine(url: str) -> Engine:
@@ -45,7 +46,9 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        _configure_postgres(engine)
+        return engine
     except NoSuchModuleError:
         raise ConfigurationError(
             f"no database driver for '{parsed.drivername}' (for PostgreSQL install "
@@ -83,6 +86,17 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _configure_postgres(engine: Engine) -> None:
+    # A load stages a snapshot in temporary tables (some 150 MB per million users), which live
+    # in the session's own buffers: 8 MB by default, and settable only before the session's
+    # first temporary table. The buffers are allocated as they are used.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET temp_buffers = '{POSTGRES_TEMP_BUFFERS}'")
+        dbapi_connection.commit()
 
 
 SchemaPolicy = Literal["current", "create", "upgrade", "any"]

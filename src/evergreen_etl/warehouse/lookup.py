@@ -79,6 +79,7 @@ def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: 
                 chain([first] if first is not None else [], batches),
                 on_batch=bar.advance,
                 binary=True,
+                freeze=True,  # emptied above, in this transaction
             )
         log.info("loaded %d postcodes", count)
         # Fresh statistics (PostgreSQL): the planner then aggregates the districts below in

@@ -32,6 +32,7 @@ from evergreen_etl.warehouse.dialect import (
     bulk_work,
     copy_csv,
     create_temp_table,
+    deferred_indexes,
 )
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
@@ -246,7 +247,9 @@ def merge_snapshot(
         when = bindparam("t", type_=DateTime())
         close = _CLOSE_MOVED_AND_ABSENT if absent == "close" else _CLOSE_MOVED
         closed = conn.execute(text(close).bindparams(when), at).rowcount
-        conn.execute(text(_OPEN_ROWS).bindparams(when), at)
+        # The first load fills an empty user_address: its indexes are built after the insert.
+        with deferred_indexes(conn, "user_address"):
+            conn.execute(text(_OPEN_ROWS).bindparams(when), at)
     moved = sum(int(row[2]) for row in groups if row[1] == "moved")
     # The rows closed are the movers' and, when absent users are closed, the leavers'.
     return merge_counts(groups, staged, left=closed - moved if absent == "close" else 0)
@@ -286,7 +289,9 @@ def classify_snapshot(
     )
     when = bindparam("t", type_=DateTime())
     conn.execute(text(fill).bindparams(when), {"t": as_of})
-    conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
+    # The first load fills an empty dim_user: its indexes are built after the insert.
+    with deferred_indexes(conn, "dim_user"):
+        conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
     if later is not None:
         conn.execute(
             text(_KEEP_LATER_ATTRIBUTES).bindparams(bindparam("later", type_=DateTime())),

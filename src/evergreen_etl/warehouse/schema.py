@@ -228,3 +228,20 @@ snapshot_ledger = Table(
     Column("attributes", LargeBinary, nullable=False, comment="zlib: user ids, sex, birth year"),
     comment="The part of each loaded snapshot the history does not keep (no PII)",
 )
+
+# Kimball's periodic snapshot: how many users each authority had at each loaded snapshot time.
+# Kept by warehouse/snapshot_facts.py in the load's transaction; a report at any time reads the
+# few hundred rows of the latest snapshot at or before it instead of the address history.
+fact_snapshot_authority = Table(
+    "fact_snapshot_authority",
+    metadata,
+    Column("snapshot_at", DateTime, primary_key=True, comment="A loaded snapshot's time t"),
+    Column(
+        "local_authority_code",
+        String(16),
+        primary_key=True,
+        comment="As supplied (user_address.local_authority_code)",
+    ),
+    Column("users", Integer, nullable=False, comment="Users whose address row was valid at t"),
+    comment="Users by local authority at each loaded snapshot (periodic snapshot facts)",
+)

@@ -20,11 +20,4 @@ counts AS (
       AND (a.valid_to IS NULL OR a.valid_to > :as_of)
     GROUP BY a.local_authority_code
 )
-SELECT
-    la.code AS local_authority_code,
-    la.name AS local_authority_name,
-    SUM(c.users) AS users
-FROM counts AS c
-JOIN authority AS la ON la.supplied_code = c.supplied_code
-GROUP BY la.code, la.name
-ORDER BY users DESC, local_authority_code
+{{ users_by_authority }}

@@ -37,3 +37,16 @@ CASE
   WHEN :as_of_year - u.birth_year < 65 THEN '45-64'
   ELSE '65+'
 END
+
+-- fragment: users_by_authority
+-- The rows of users by local authority from a CTE counts (supplied_code, users) and a CTE
+-- authority (the fragment above): counts per supplied code summed under the authority it
+-- counts under. Use it as the query's final SELECT.
+SELECT
+    la.code AS local_authority_code,
+    la.name AS local_authority_name,
+    SUM(c.users) AS users
+FROM counts AS c
+JOIN authority AS la ON la.supplied_code = c.supplied_code
+GROUP BY la.code, la.name
+ORDER BY users DESC, local_authority_code

@@ -1,0 +1,15 @@
+-- Distinct users by local authority at :as_of, from the periodic-snapshot facts
+-- (fact_snapshot_authority, kept by every load): the history changes only at loads, so the
+-- users at :as_of are those of the latest snapshot loaded at or before it, whatever the size
+-- of the history. The same rows as users_by_local_authority.sql, which reads the address
+-- history itself and which the facts are tested against at every time.
+WITH authority AS (
+    {{ authority }}
+),
+counts AS (
+    SELECT f.local_authority_code AS supplied_code, f.users
+    FROM fact_snapshot_authority AS f
+    WHERE f.snapshot_at = (SELECT MAX(r.as_of) FROM etl_run AS r
+                           WHERE r.status = 'succeeded' AND r.as_of <= :as_of)
+)
+{{ users_by_authority }}
