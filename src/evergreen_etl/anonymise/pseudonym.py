@@ -22,7 +22,10 @@ from evergreen_etl.settings import Settings, validate_key_text
 
 log = logging.getLogger("evergreen_etl.anonymise")
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+# No whitespace and no lone surrogates (legal as JSON escapes, but not text: no UTF-8).
+_PART = r"[^@\s\ud800-\udfff]"
+_LAST = r"[^@\s.\ud800-\udfff]"
+_EMAIL_RE = re.compile(rf"^{_PART}+@{_PART}+\.{_LAST}{{2,}}$")
 _KEY_ID_MESSAGE = b"evergreen-etl key id v1"
 
 
