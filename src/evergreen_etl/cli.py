@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -15,13 +16,16 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, configure_logging
 from evergreen_etl.models import RunResult
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
+from evergreen_etl.redact import redact_text
 from evergreen_etl.report.render import ReportFormat, render
+from evergreen_etl.safe_text import plain
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
 
@@ -31,12 +35,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain text: "[default: ...]" is shown as written
 )
-db_app = typer.Typer(help="Create or migrate the warehouse schema (Alembic).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Create or migrate the warehouse schema (Alembic).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(db_app, name="db")
 
 _err = Console(stderr=True)
 _UNEXPECTED_EXIT = 70
+# What a shell reports for a process killed by SIGPIPE (128 + 13), as `yes | head -1` gives.
+BROKEN_PIPE_EXIT = 141
 
 DataDir = Annotated[
     Path | None,
@@ -132,29 +143,50 @@ def _command(
     configure_logging(level=level, fmt=log_format)
     try:
         yield
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
     except EvergreenError as exc:
         if debug:
             traceback.print_exc()
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         if exc.hint:
-            _err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
+            _err.print(_message(f"hint: {exc.hint}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=exc.exit_code) from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _err.print(f"[bold red]error:[/] invalid setting: {problems}", highlight=False)
+        _error(f"invalid setting: {problems}")
         raise typer.Exit(code=ConfigurationError.exit_code) from None
     except KeyboardInterrupt:
         _err.print("interrupted")
         raise typer.Exit(code=130) from None
+    except BrokenPipeError:
+        _stdout_gone()
+        raise typer.Exit(code=BROKEN_PIPE_EXIT) from None
     except Exception as exc:
         if debug:
             traceback.print_exc()
         # The type only: an unexpected exception's text might quote input data.
-        _err.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}; rerun with --debug for details",
-            highlight=False,
-        )
+        _error(f"unexpected {type(exc).__name__}; rerun with --debug for details")
         raise typer.Exit(code=_UNEXPECTED_EXIT) from None
+
+
+def _message(text: str) -> Text:
+    """A message for the terminal: printed literally, without control codes or URL secrets."""
+    return plain(redact_text(text))
+
+
+def _error(text: str) -> None:
+    _err.print(plain("error:", "bold red") + " " + _message(text), highlight=False, soft_wrap=True)
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout has gone (``| head -1``): send what is left nowhere, quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout is not a real file
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -374,7 +406,7 @@ def report(
         )
         sys.stdout.write(render_analysis(result, fmt))
         for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
-            _err.print(f"wrote {path}", highlight=False)
+            _err.print(_message(f"wrote {path}"), highlight=False)
 
 
 @app.command()
@@ -512,7 +544,9 @@ def db_downgrade(
         typer.echo(f"warehouse downgraded to {revision}")
 
 
-keys_app = typer.Typer(help="The pseudonym key: identifier and rotation.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="The pseudonym key: identifier and rotation.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(keys_app, name="keys")
 
 
@@ -573,4 +607,14 @@ def risk(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except SystemExit:
+        # Typer's own output (--help, usage errors) meeting a closed pipe exits 1 after
+        # swapping stdout for a wrapper that swallows the error: report it as ours do.
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            raise SystemExit(BROKEN_PIPE_EXIT) from None
+        raise
+    except BrokenPipeError:
+        _stdout_gone()
+        raise SystemExit(BROKEN_PIPE_EXIT) from None

@@ -14,14 +14,32 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from evergreen_etl.redact import redact_text
+
 LogFormat = Literal["text", "json"]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+class TextFormatter(logging.Formatter):
+    """``time LEVEL message``, with any URL's credentials redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields.
+
+    Any URL's credentials are redacted, in the message and in the fields.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(self._json(record))
+
+    def _json(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -41,7 +59,7 @@ def configure_logging(*, level: int = logging.INFO, fmt: LogFormat = "text") -> 
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

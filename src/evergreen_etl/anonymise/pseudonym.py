@@ -95,11 +95,16 @@ def key_from_file(path: Path) -> PseudonymKey:
 
 def create_key_file(path: Path) -> None:
     """Write a new random key to ``path`` with mode 0600, unless the file exists already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs
         return
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{path}: cannot create the pseudonym key file ({exc.strerror}); "
+            "set EVERGREEN_PSEUDONYM_KEY_FILE to a writable place or give the key"
+        ) from None
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     log.warning(
@@ -121,4 +126,12 @@ def read_key_file(path: Path) -> str:
         raise ConfigurationError(
             f"{path}: the pseudonym key file is accessible to other users; run: chmod 600 {path}"
         )
-    return path.read_text().strip()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ConfigurationError(
+            f"{path}: cannot read the pseudonym key file ({reason}); it must be a text file "
+            "that the user running evergreen-etl owns and may read: "
+            f"chown that user {path} && chmod 600 {path}"
+        ) from None

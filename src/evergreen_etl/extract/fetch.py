@@ -35,6 +35,7 @@ from rich.progress import (
 
 from evergreen_etl.errors import ConfigurationError, SourceError
 from evergreen_etl.models import ManifestEntry, SourceName
+from evergreen_etl.redact import redact_url as redact_url  # re-exported: it lived here
 
 logger = logging.getLogger("evergreen_etl.extract")
 
@@ -91,7 +92,7 @@ def resolve_location(url: str) -> Location:
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ConfigurationError(
-                f"source URL {text} names a remote host; file:// URLs must be local"
+                f"source URL {redact_url(text)} names a remote host; file:// URLs must be local"
             )
         return LocalLocation(Path(url2pathname(parts.path)))
     # A one-letter "scheme" is a Windows drive letter (C:\data\users.json), not a scheme.
@@ -101,15 +102,6 @@ def resolve_location(url: str) -> Location:
         f"unsupported scheme {scheme!r} in source URL {redact_url(text)}; "
         "use http://, https://, file:// or a local path"
     )
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password in its user-info replaced, for messages and the manifest."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def fetch_source(
