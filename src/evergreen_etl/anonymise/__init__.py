@@ -23,6 +23,7 @@ from evergreen_etl.extract.manifest import manifest_path, read_manifest, source_
 from evergreen_etl.models import AnonymiseResult, ManifestEntry
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
 from evergreen_etl.progress import Progress
+from evergreen_etl.safe_text import csv_writer
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.users import UsersReader
 from evergreen_etl.workers import WorkerBatches
@@ -425,7 +426,7 @@ def _write_staged(
         # Unix line ends: the loader splits lines without rewriting "\r\n" first.
         out = csv.writer(staged_handle, lineterminator="\n")
         out.writerow(STAGED_COLUMNS)
-        rej = csv.writer(rejects_handle, lineterminator="\n")
+        rej = csv_writer(rejects_handle)
         rej.writerow(REJECT_COLUMNS)
         for batch in prepared:
             records += len(batch)

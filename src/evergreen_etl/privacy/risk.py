@@ -7,7 +7,6 @@ size k). Small classes are where re-identification by linkage is easiest.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, DateTime, bindparam, text
 
 from evergreen_etl.errors import DataQualityError
+from evergreen_etl.safe_text import csv_writer
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import make_engine
@@ -85,7 +85,7 @@ def render_risk(report: RiskReport, fmt: str) -> str:
     columns = list(RiskRow.model_fields)
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         writer.writerow(columns)
         writer.writerows([getattr(row, c) for c in columns] for row in report.rows)
         return out.getvalue()
