@@ -44,8 +44,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     result = CliRunner().invoke(
         app,
-        ["run", "--data-dir", str(tmp / "data"), "--users-url", str(users)]
-        + ["--postcodes-url", str(lookup), "--as-of", "2024-01-01", "-q"],
+        [
+            *("run", "--data-dir", str(tmp / "data"), "--users-url", str(users)),
+            *("--postcodes-url", str(lookup), "--as-of", "2024-01-01", "-q"),
+        ],
         env={"EVERGREEN_PSEUDONYM_KEY": TEST_KEY},
     )
     assert result.exit_code == 0, result.output
