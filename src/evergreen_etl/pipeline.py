@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from evergreen_etl.anonymise import anonymise
 from evergreen_etl.extract import extract
+from evergreen_etl.file_modes import private_umask
 from evergreen_etl.load import load
 from evergreen_etl.logs import new_run_id, timed_stage
 from evergreen_etl.models import RunResult
@@ -70,9 +71,10 @@ def demo(
     from evergreen_etl.sample import generate_sample
 
     sample_dir = settings.raw_dir / "sample"
-    sample = generate_sample(
-        sample_dir, users=users, postcodes=postcodes, snapshots=snapshots, seed=seed
-    )
+    with private_umask():  # sample users are made up, but kept like real ones
+        sample = generate_sample(
+            sample_dir, users=users, postcodes=postcodes, snapshots=snapshots, seed=seed
+        )
     results = []
     for k, users_path in enumerate(sample.users_paths):
         as_of = DEMO_FIRST_SNAPSHOT + k * DEMO_SNAPSHOT_INTERVAL

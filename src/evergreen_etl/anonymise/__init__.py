@@ -20,6 +20,7 @@ from evergreen_etl.collector import collector_paused
 from evergreen_etl.errors import DataQualityError, SourceError
 from evergreen_etl.extract.fetch import file_sha256
 from evergreen_etl.extract.manifest import manifest_path, read_manifest, source_label
+from evergreen_etl.file_modes import open_private, private_dir
 from evergreen_etl.models import AnonymiseResult, ManifestEntry
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
 from evergreen_etl.progress import Progress
@@ -73,7 +74,7 @@ def anonymise(
     key = key or load_key(settings)
     limit = settings.max_reject_rate if max_reject_rate is None else max_reject_rate
     staged_dir = settings.staged_dir
-    staged_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(staged_dir)
     paths = {name: staged_dir / name for name in (STAGED_USERS, REJECTS, SUMMARY)}
     temps = {name: _temp(path) for name, path in paths.items()}
     label = source_label(settings.raw_dir, "users", source)
@@ -111,7 +112,7 @@ def anonymise(
             name: temps[name].stat().st_size for name in (STAGED_USERS, REJECTS)
         }
         summary = _summary(settings, source, result, fingerprint)
-        temps[SUMMARY].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        _write_private(temps[SUMMARY], json.dumps(summary, indent=2, default=str) + "\n")
         for name in (STAGED_USERS, REJECTS, SUMMARY):  # the summary last: it marks completion
             os.replace(temps[name], paths[name])
     finally:
@@ -256,10 +257,15 @@ def _write_summary(
     """Rewrite the summary of reused staged files (new time, the source's Last-Modified)."""
     try:
         summary = _summary(settings, source, result, fingerprint)
-        temps[SUMMARY].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        _write_private(temps[SUMMARY], json.dumps(summary, indent=2, default=str) + "\n")
         os.replace(temps[SUMMARY], paths[SUMMARY])
     finally:
         temps[SUMMARY].unlink(missing_ok=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    with open_private(path, encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def read_staged_summary(staged_dir: Path) -> dict[str, Any]:
@@ -418,8 +424,8 @@ def _write_staged(
     # The worker starts before the progress bar's thread, so that it can be forked.
     with (
         _prepared_batches(source, label, parallel) as prepared,
-        staged.open("w", newline="") as staged_handle,
-        rejects.open("w", newline="") as rejects_handle,
+        open_private(staged, newline="") as staged_handle,
+        open_private(rejects, newline="") as rejects_handle,
         Progress("anonymise", unit="records", enabled=progress) as bar,
         collector_paused(),
     ):

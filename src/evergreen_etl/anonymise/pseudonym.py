@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.file_modes import PRIVATE_FILE, private_dir
 from evergreen_etl.settings import Settings, validate_key_text
 
 log = logging.getLogger("evergreen_etl.anonymise")
@@ -96,8 +97,8 @@ def key_from_file(path: Path) -> PseudonymKey:
 def create_key_file(path: Path) -> None:
     """Write a new random key to ``path`` with mode 0600, unless the file exists already."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        private_dir(path.parent, tighten=False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     except FileExistsError:  # another process created it first: use theirs
         return
     except OSError as exc:
@@ -105,6 +106,7 @@ def create_key_file(path: Path) -> None:
             f"{path}: cannot create the pseudonym key file ({exc.strerror}); "
             "set EVERGREEN_PSEUDONYM_KEY_FILE to a writable place or give the key"
         ) from None
+    os.fchmod(fd, PRIVATE_FILE)  # 0600 exactly, whatever the umask
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     log.warning(

@@ -21,6 +21,7 @@ from evergreen_etl.extract.fetch import (
 )
 from evergreen_etl.extract.manifest import manifest_path, read_manifest, write_manifest
 from evergreen_etl.extract.validate import check_postcode_lookup
+from evergreen_etl.file_modes import PRIVATE_FILE, private_dir
 from evergreen_etl.models import ExtractResult, ManifestEntry
 from evergreen_etl.settings import Settings
 
@@ -75,7 +76,7 @@ def extract(
 
     raw_dir = settings.raw_dir
     try:
-        raw_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(raw_dir)
         with _exclusive(raw_dir):
             _remove_leftovers(raw_dir)
             return _fetch_both(
@@ -135,8 +136,9 @@ def _exclusive(raw_dir: Path) -> Iterator[None]:
         return
     import fcntl
 
-    fd = os.open(raw_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(raw_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
+        os.fchmod(fd, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

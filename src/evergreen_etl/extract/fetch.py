@@ -34,6 +34,7 @@ from rich.progress import (
 )
 
 from evergreen_etl.errors import ConfigurationError, SourceError
+from evergreen_etl.file_modes import PRIVATE_FILE
 from evergreen_etl.models import ManifestEntry, SourceName
 from evergreen_etl.redact import redact_url as redact_url  # re-exported: it lived here
 
@@ -502,6 +503,7 @@ def atomic_output(dest: Path) -> Iterator[BinaryIO]:
     fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     temp = Path(temp_name)
     try:
+        os.fchmod(fd, PRIVATE_FILE)  # mkstemp's 0600, unless the umask took more
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

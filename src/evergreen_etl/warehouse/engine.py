@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.file_modes import create_private_file, private_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_PAGE_BYTES = 16_384
@@ -28,7 +29,9 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         uri = str(parsed.query.get("uri", "")).lower() == "true"
         if parsed.database and parsed.database != ":memory:" and not uri:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: its WAL and SHM files take the same mode.
+            private_dir(Path(parsed.database).parent, tighten=False)
+            create_private_file(Path(parsed.database))
         engine = create_engine(
             parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
         )
