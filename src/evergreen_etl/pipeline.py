@@ -6,7 +6,9 @@ import logging
 from datetime import datetime, timedelta
 
 from evergreen_etl.anonymise import anonymise
+from evergreen_etl.data_dir_lock import data_dir_lock
 from evergreen_etl.extract import extract
+from evergreen_etl.failpoints import failpoint
 from evergreen_etl.file_modes import private_umask
 from evergreen_etl.load import load
 from evergreen_etl.logs import new_run_id, timed_stage
@@ -33,7 +35,35 @@ def run(
     auto_upgrade: bool = True,
     progress: bool = True,
 ) -> RunResult:
-    """Run every stage in order on the configured sources; return each stage's result."""
+    """Run every stage in order on the configured sources; return each stage's result.
+
+    The stages run under the data directory's lock (``data_dir_lock``): a second run on the
+    same directory waits for this one to end.
+    """
+    with data_dir_lock(settings.data_dir):
+        return _run(
+            settings,
+            as_of=as_of,
+            absent=absent,
+            min_count=min_count,
+            disclosure=disclosure,
+            max_reject_rate=max_reject_rate,
+            auto_upgrade=auto_upgrade,
+            progress=progress,
+        )
+
+
+def _run(
+    settings: Settings,
+    *,
+    as_of: datetime | None,
+    absent: AbsentPolicy,
+    min_count: int | None,
+    disclosure: DisclosureRule | None,
+    max_reject_rate: float | None,
+    auto_upgrade: bool,
+    progress: bool,
+) -> RunResult:
     run_id = new_run_id()
     with timed_stage("extract", run_id) as out:
         extracted = extract(settings, progress=progress)
@@ -41,6 +71,7 @@ def run(
     with timed_stage("anonymise", run_id) as out:
         anonymised = anonymise(settings, max_reject_rate=max_reject_rate, progress=progress)
         out.append(anonymised)
+    failpoint("run.anonymised")
     with timed_stage("load", run_id) as out:
         loaded = load(
             settings, as_of=as_of, absent=absent, auto_upgrade=auto_upgrade, progress=progress
