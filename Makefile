@@ -9,7 +9,7 @@ DATA_DIR ?= data/demo
 DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench \
+.PHONY: help install demo test test-fast fuzz lint format typecheck check wheel wheel-smoke bench \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -31,6 +31,9 @@ test: $(STAMP) ## Run the test suite (PostgreSQL tests start their own server wh
 
 test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow packaging tests
 	$(BIN)/pytest -m "not postgres and not slow"
+
+fuzz: $(STAMP) ## Fuzz the users and lookup readers with thousands of hostile inputs each (slow)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -q
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
