@@ -19,6 +19,7 @@ import resource
 import signal
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -108,6 +109,7 @@ def fuzz_lookup(data: bytes) -> None:
 
 def main(reader: str) -> None:
     """Limit this process's memory, then fuzz ``reader``."""
+    warnings.filterwarnings("ignore", "Duplicate name")  # zips the strategies build on purpose
     logging.getLogger("evergreen_etl").addHandler(logging.NullHandler())  # warnings expected
     logging.getLogger("evergreen_etl").propagate = False
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
