@@ -15,16 +15,20 @@ from typing import Literal
 from pydantic import BaseModel
 
 from evergreen_etl.redact import redact_text
+from evergreen_etl.safe_text import terminal_text
 
 LogFormat = Literal["text", "json"]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 class TextFormatter(logging.Formatter):
-    """``time LEVEL message``, with any URL's credentials redacted."""
+    """``time LEVEL message`` for a terminal: no control characters, URL credentials redacted."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         return redact_text(super().format(record))
