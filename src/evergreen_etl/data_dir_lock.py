@@ -10,23 +10,28 @@ thread, and the operating system releases it when the process ends, however it e
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from evergreen_etl.errors import ConcurrentLoadError
 from evergreen_etl.file_modes import PRIVATE_FILE, private_dir
+from evergreen_etl.settings import Settings
 
-__all__ = ["LOCK_NAME", "LOCK_WAIT_SECONDS", "data_dir_lock"]
+__all__ = ["LOCK_NAME", "LOCK_WAIT_SECONDS", "data_dir_lock", "holding_data_dir"]
 
 LOCK_NAME = ".run.lock"
 LOCK_WAIT_SECONDS = 30.0
 _POLL_SECONDS = 0.1
 _held = threading.local()
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -78,3 +83,16 @@ def _acquire(fd: int, data_dir: Path, wait: float) -> None:
                     f"(waited {wait:g}s); run again when it ends"
                 ) from None
             time.sleep(_POLL_SECONDS)
+
+
+def holding_data_dir(
+    function: Callable[Concatenate[Settings, P], R],
+) -> Callable[Concatenate[Settings, P], R]:
+    """``function(settings, ...)`` run while holding ``settings.data_dir``'s lock."""
+
+    @functools.wraps(function)
+    def locked(settings: Settings, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with data_dir_lock(settings.data_dir):
+            return function(settings, *args, **kwargs)
+
+    return locked

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from evergreen_etl.anonymise import anonymise
-from evergreen_etl.data_dir_lock import data_dir_lock
+from evergreen_etl.data_dir_lock import holding_data_dir
 from evergreen_etl.extract import extract
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.file_modes import private_umask
@@ -24,6 +24,7 @@ DEMO_FIRST_SNAPSHOT = datetime(2024, 1, 1)
 DEMO_SNAPSHOT_INTERVAL = timedelta(days=91)
 
 
+@holding_data_dir
 def run(
     settings: Settings,
     *,
@@ -37,33 +38,9 @@ def run(
 ) -> RunResult:
     """Run every stage in order on the configured sources; return each stage's result.
 
-    The stages run under the data directory's lock (``data_dir_lock``): a second run on the
-    same directory waits for this one to end.
+    The stages run under the data directory's lock (``holding_data_dir``): a second run on
+    the same directory waits for this one to end.
     """
-    with data_dir_lock(settings.data_dir):
-        return _run(
-            settings,
-            as_of=as_of,
-            absent=absent,
-            min_count=min_count,
-            disclosure=disclosure,
-            max_reject_rate=max_reject_rate,
-            auto_upgrade=auto_upgrade,
-            progress=progress,
-        )
-
-
-def _run(
-    settings: Settings,
-    *,
-    as_of: datetime | None,
-    absent: AbsentPolicy,
-    min_count: int | None,
-    disclosure: DisclosureRule | None,
-    max_reject_rate: float | None,
-    auto_upgrade: bool,
-    progress: bool,
-) -> RunResult:
     run_id = new_run_id()
     with timed_stage("extract", run_id) as out:
         extracted = extract(settings, progress=progress)

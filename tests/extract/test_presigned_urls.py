@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from evergreen_etl.cli import app
 from support.http_server import ScriptedResponse, SourceServer
@@ -29,6 +29,18 @@ def _leaks(*texts: str) -> list[str]:
     return [secret for secret in SECRETS if any(secret in text for text in texts)]
 
 
+def _extract(
+    runner: CliRunner, data: Path, users_url: str, postcodes_url: str, *options: str
+) -> Result:
+    return runner.invoke(
+        app,
+        [
+            *("extract", "--data-dir", str(data)),
+            *("--users-url", users_url, "--postcodes-url", postcodes_url, *options),
+        ],
+    )
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_successful_extract_records_no_credential(
     runner: CliRunner, server: SourceServer, tmp_path: Path, log_format: str
@@ -36,19 +48,13 @@ def test_successful_extract_records_no_credential(
     """stdout, the logs (text and JSON) and manifest.json hold the URL without its secrets."""
     data = tmp_path / "data"
     server.script("users.json", ScriptedResponse(status=503))  # a retry: a warning log line
-    result = runner.invoke(
-        app,
-        [
-            "extract",
-            "--data-dir",
-            str(data),
-            "--users-url",
-            server.url("users.json") + QUERY,
-            "--postcodes-url",
-            server.url("postcodes.zip") + QUERY,
-            "--log-format",
-            log_format,
-        ],
+    result = _extract(
+        runner,
+        data,
+        server.url("users.json") + QUERY,
+        server.url("postcodes.zip") + QUERY,
+        "--log-format",
+        log_format,
     )
 
     assert result.exit_code == 0, result.output
@@ -63,17 +69,8 @@ def test_refused_download_names_the_url_without_credentials(
 ) -> None:
     """A 403 names the URL with its query values redacted (exit 3)."""
     server.script("users.json", ScriptedResponse(status=403))
-    result = runner.invoke(
-        app,
-        [
-            "extract",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--users-url",
-            server.url("users.json") + QUERY,
-            "--postcodes-url",
-            server.url("postcodes.zip"),
-        ],
+    result = _extract(
+        runner, tmp_path / "data", server.url("users.json") + QUERY, server.url("postcodes.zip")
     )
 
     assert result.exit_code == 3, result.output
@@ -89,17 +86,8 @@ def test_redirect_target_credentials_are_redacted(
         "users.json",
         ScriptedResponse(status=302, headers={"Location": server.url("gone.json") + QUERY}),
     )
-    result = runner.invoke(
-        app,
-        [
-            "extract",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--users-url",
-            server.url("users.json"),
-            "--postcodes-url",
-            server.url("postcodes.zip"),
-        ],
+    result = _extract(
+        runner, tmp_path / "data", server.url("users.json"), server.url("postcodes.zip")
     )
 
     assert result.exit_code == 3, result.output
