@@ -7,7 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from evergreen_etl.safe_text import csv_cell, csv_writer, plain, terminal_text
+from evergreen_etl.errors import SourceError
+from evergreen_etl.safe_text import csv_cell, csv_writer, escaped, plain, terminal_text
 
 
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-1+cmd", "@SUM(A1)", "\tx", "\rx"])
@@ -43,3 +44,16 @@ def test_plain_text_is_printed_literally_by_rich() -> None:
     console.print(plain("[bold]x [/] y [red]z"))
 
     assert console.file.getvalue() == "[bold]x [/] y [red]z\n"  # type: ignore[attr-defined]
+
+
+def test_escaped_text_is_one_line_and_loses_nothing() -> None:
+    """Line breaks, ESC and bidi controls become their escapes; other text is unchanged."""
+    assert escaped("a\nb\x1bc\u202ed é") == "a\\nb\\x1bc\\u202ed é"
+
+
+def test_error_messages_are_one_line_whatever_they_quote() -> None:
+    """An error quoting a name with a line break in it is still one line."""
+    error = SourceError("postcodes.zip: a\nb.csv: line 2: bad", hint="x\ry")
+
+    assert str(error) == "postcodes.zip: a\\nb.csv: line 2: bad"
+    assert error.hint == "x\\ry"

@@ -16,11 +16,12 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
-__all__ = ["FORMULA_PREFIXES", "csv_cell", "csv_writer", "plain", "terminal_text"]
+__all__ = ["FORMULA_PREFIXES", "csv_cell", "csv_writer", "escaped", "plain", "terminal_text"]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -60,6 +61,14 @@ def terminal_text(text: str) -> str:
     return _CONTROLS.sub("", text)
 
 
+def escaped(text: str) -> str:
+    """``text`` on one line: each control or bidirectional character written as its escape
+    (a line break as ``\\n``, ESC as ``\\x1b``), so nothing is lost and nothing is acted on."""
+    return _CONTROLS.sub(lambda match: repr(match.group(0))[1:-1], text)
+
+
 def plain(text: str, style: str | None = None) -> Text:
     """``text`` for a Rich console, printed literally (no markup) and free of controls."""
+    from rich.text import Text
+
     return Text(terminal_text(text), style=style or "")
