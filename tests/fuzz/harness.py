@@ -1,11 +1,13 @@
-"""Fuzz one reader in this process, under a memory limit and a time limit per input.
+"""Fuzz one reader: each input in a forked process under a memory limit and a time limit.
 
     python -m fuzz.harness users|lookup     (with tests/ on PYTHONPATH)
 
 Every input must end in success or a clean error: an ``EvergreenError`` with exit status 3 or
-4 and a one-line message, which the command prints as such. Anything else (exit 70 in the
-command: any other exception, a ``MemoryError`` past ``MEMORY_LIMIT``, an input that takes
-longer than ``EXAMPLE_SECONDS``) fails, and Hypothesis prints the smallest input it found.
+4 and a one-line message, which the command prints as such. Anything else fails, and
+Hypothesis prints the smallest input it found: any other exception (exit 70 in the command),
+a ``MemoryError`` because the reader needed more than ``MEMORY_LIMIT`` of address space, or
+an input that took longer than ``EXAMPLE_SECONDS``. Each input runs in a child forked for it,
+so the limit measures the reader alone (Hypothesis's own memory grows over a long run).
 
 The Hypothesis profile comes from ``HYPOTHESIS_PROFILE``: ``default`` (a few hundred examples
 per reader, for every test run) or ``fuzz`` (thousands, for ``make fuzz``).
@@ -13,12 +15,14 @@ per reader, for every test run) or ``fuzz`` (thousands, for ``make fuzz``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
 import signal
 import sys
 import tempfile
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +46,6 @@ for _name, _examples in PROFILES.items():
         suppress_health_check=list(HealthCheck),
         print_blob=True,
     )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 class ExampleTooSlow(Exception):
@@ -53,23 +56,51 @@ def _too_slow(_signum: int, _frame: FrameType | None) -> None:
     raise ExampleTooSlow(f"an input took longer than {EXAMPLE_SECONDS}s")
 
 
-def exit_status(action: Callable[[], object]) -> int:
-    """The status the command would exit with after ``action``; fails on an unclean end."""
+def _address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
+
+
+def _in_child(action: Callable[[], object]) -> dict[str, object]:
+    """Run ``action`` under the limits; what the command would report."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (_address_space() + MEMORY_LIMIT, hard))
+    resource.setrlimit(resource.RLIMIT_CPU, (EXAMPLE_SECONDS + 5, EXAMPLE_SECONDS + 10))
+    signal.signal(signal.SIGALRM, _too_slow)
     signal.setitimer(signal.ITIMER_REAL, EXAMPLE_SECONDS)
-    refused: EvergreenError | None = None
     try:
         action()
     except EvergreenError as exc:
-        refused = exc
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    if refused is None:
-        return 0
-    message, status = str(refused), refused.exit_code
-    assert message, f"exit {status} without a message"
-    assert "\n" not in message, repr(message)
-    assert "\r" not in message, repr(message)
-    assert status in CLEAN_EXITS, f"exit {status}"
+        return {"status": exc.exit_code, "message": str(exc)}
+    except BaseException:  # exit 70 in the command: the very thing this looks for
+        return {"status": 70, "message": traceback.format_exc()}
+    return {"status": 0, "message": ""}
+
+
+def exit_status(action: Callable[[], object]) -> int:
+    """The status the command would exit with after ``action``; fails on an unclean end."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running any of the parent's cleanup
+        os.close(read_end)
+        try:
+            outcome = json.dumps(_in_child(action)).encode()
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(outcome)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read()
+    _pid, wait_status = os.waitpid(pid, 0)
+    assert report, f"the reader's process died (wait status {wait_status})"
+    outcome = json.loads(report)
+    status, message = int(outcome["status"]), str(outcome["message"])
+    assert status in CLEAN_EXITS, f"exit {status}: {message}"
+    if status:
+        assert message, f"exit {status} without a message"
+        assert "\n" not in message, repr(message)
+        assert "\r" not in message, repr(message)
     return status
 
 
@@ -108,13 +139,11 @@ def fuzz_lookup(data: bytes) -> None:
 
 
 def main(reader: str) -> None:
-    """Limit this process's memory, then fuzz ``reader``."""
+    """Fuzz ``reader`` with the profile ``HYPOTHESIS_PROFILE`` names."""
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
     warnings.filterwarnings("ignore", "Duplicate name")  # zips the strategies build on purpose
     logging.getLogger("evergreen_etl").addHandler(logging.NullHandler())  # warnings expected
     logging.getLogger("evergreen_etl").propagate = False
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, hard))
-    signal.signal(signal.SIGALRM, _too_slow)
     {"users": fuzz_users, "lookup": fuzz_lookup}[reader]()
 
 
