@@ -28,10 +28,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# Only what the wheel is built from; the Alembic scripts at the root ship inside the package.
+# Only what the wheel is built from (the Alembic scripts are inside the package, under src/).
 COPY pyproject.toml README.md ./
 COPY src ./src
-COPY migrations ./migrations
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # --- runtime: the wheel and its pinned dependencies on a slim Python -------------------------

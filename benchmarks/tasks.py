@@ -61,7 +61,7 @@ def load_postcodes_only(zip_path: Path, database_url: str) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     from evergreen_etl.sources.nspl import PostcodeLookupReader
-    from evergreen_etl.warehouse.engine import make_engine
+    from evergreen_etl.warehouse.engine import make_engine, write_transaction
     from evergreen_etl.warehouse.lookup import load_postcodes
     from evergreen_etl.warehouse.migrate import upgrade
 
@@ -74,10 +74,7 @@ def load_postcodes_only(zip_path: Path, database_url: str) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         reader = PostcodeLookupReader(zip_path)
-        with (
-            engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
-            conn.begin(),
-        ):
+        with write_transaction(engine) as conn:
             rows = load_postcodes(conn, reader, progress=False)
         seconds = time.perf_counter() - started
     finally:

@@ -144,13 +144,14 @@ def evergreen_etl() -> None:
     def report() -> dict[str, Any]:
         """Distinct users by local authority at the end of the data interval."""
         from evergreen_etl import report as build_report
+        from evergreen_etl.privacy.disclosure import disclosure_rule
 
         min_count = Variable.get(MIN_COUNT_VARIABLE, default=None)
         with fail_without_retry_on_permanent_errors():
             result = build_report(
                 stage_settings(),
                 as_of=snapshot_time(),
-                min_count=int(min_count) if min_count else None,
+                disclosure=disclosure_rule(None, int(min_count) if min_count else None),
             )
             return result.model_dump(mode="json")
 

@@ -56,7 +56,7 @@ python - <<'EOF'
 from importlib.resources import files
 
 package = files("evergreen_etl")
-for shipped in ("migrations/env.py", "report/sql/users_by_local_authority.sql"):
+for shipped in ("warehouse/migrations/env.py", "report/sql/users_by_local_authority.sql"):
     assert package.joinpath(shipped).is_file(), f"{shipped} is missing from the installed wheel"
 assert "site-packages" in str(package), f"evergreen_etl imported from {package}, not the venv"
 EOF

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evergreen_etl import data_dir_lock as lock_module
+from evergreen_etl.datadir import DataDir
+from evergreen_etl.datadir import lock as lock_module
 from evergreen_etl.errors import ConcurrentLoadError
 from evergreen_etl.failpoints import FAILPOINT_ENV, READY_ENV
 from evergreen_etl.pipeline import run
@@ -93,7 +94,7 @@ def held(tmp_path: Path) -> Iterator[Path]:
     """A data directory whose lock another holder (not this module) has taken."""
     data = tmp_path / "data"
     data.mkdir()
-    fd = os.open(data / lock_module.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(DataDir(data).run_lock, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         yield data

@@ -381,7 +381,7 @@ def report(
     """Distinct users by local authority, now or --as-of a past time; other analyses by NAME."""
     from evergreen_etl.report import HEADLINE, analysis, write_pictures
     from evergreen_etl.report import list_reports as catalogue
-    from evergreen_etl.report.render import render_analysis, render_list
+    from evergreen_etl.report.render import render_list
 
     def moment(option: str, value: str | None) -> datetime | None:
         try:
@@ -404,7 +404,7 @@ def report(
             boundaries=boundaries,
             disclosure=rule,
         )
-        sys.stdout.write(render_analysis(result, fmt))
+        sys.stdout.write(render(result, fmt))
         for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
             _err.print(_message(f"wrote {path}"), highlight=False)
 
@@ -445,7 +445,6 @@ def run(
             settings,
             as_of=_as_of(as_of),
             absent=absent,
-            min_count=min_count,
             disclosure=disclosure_rule(disclosure, min_count),
             max_reject_rate=max_reject_rate,
             progress=not quiet,
@@ -481,7 +480,6 @@ def demo(
             postcodes=postcodes,
             snapshots=snapshots,
             seed=seed,
-            min_count=min_count,
             disclosure=disclosure_rule(disclosure, min_count),
             progress=not quiet,
         )
@@ -513,14 +511,11 @@ def _db_upgrade(settings: Settings) -> str:
 
 def _db_current(settings: Settings) -> str:
     """Print the warehouse's migration and the newest one this version knows."""
-    from evergreen_etl.warehouse.engine import make_engine
+    from evergreen_etl.warehouse.engine import open_warehouse
     from evergreen_etl.warehouse.migrate import current_revision, head_revision
 
-    engine = make_engine(settings.effective_database_url)
-    try:
+    with open_warehouse(settings, schema="any") as engine:
         current = current_revision(engine)
-    finally:
-        engine.dispose()
     return f"current: {current or 'empty'}\nhead: {head_revision()}"
 
 
@@ -597,12 +592,12 @@ def risk(
     debug: Debug = False,
 ) -> None:
     """Re-identification risk: k-anonymity over quasi-identifier sets (no personal data)."""
-    from evergreen_etl.privacy.risk import render_risk, risk_report
+    from evergreen_etl.privacy.risk import risk_report
 
     with _command(debug, True):
         settings = _settings(data_dir=data_dir, database_url=database_url)
         result = risk_report(settings, as_of=_as_of(as_of), threshold=threshold)
-        sys.stdout.write(render_risk(result, fmt))
+        sys.stdout.write(render(result, fmt))
 
 
 def main() -> None:

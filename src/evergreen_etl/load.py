@@ -7,18 +7,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, inspect, select, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
+from evergreen_etl.datadir.manifest import recorded_entry, recorded_sha256, source_label
+from evergreen_etl.datadir.staged import read_staged_summary
 from evergreen_etl.errors import (
     DataQualityError,
     SnapshotOrderError,
     SourceError,
     WarehouseError,
 )
-from evergreen_etl.extract.fetch import file_sha256
-from evergreen_etl.extract.manifest import read_manifest, source_label
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
@@ -26,11 +25,9 @@ from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.times import to_utc_naive, utc_now
-from evergreen_etl.warehouse.dialect import acquire_load_lock
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.failures import translate_database_error
+from evergreen_etl.warehouse.db_errors import translate_database_error
+from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
 from evergreen_etl.warehouse.lookup import load_postcodes
-from evergreen_etl.warehouse.migrate import require_current_schema
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
 from evergreen_etl.warehouse.schema import etl_run
 
@@ -60,38 +57,33 @@ def load(
     k-anonymity is measured before the commit, to warn or to refuse the load. ``precision``
     (default: the settings') decides what the warehouse keeps of each postcode.
     """
-    summary = read_staged_summary(settings.staged_dir)
-    staged_users = settings.staged_dir / STAGED_USERS
+    data = settings.data
+    summary = read_staged_summary(data.staged)
+    staged_users = data.staged_users
     if int(summary.get("users_staged", 0)) == 0:
         raise DataQualityError(
             f"{staged_users}: the staged snapshot has no usable user; loading it would close "
             "every user's address (nothing was loaded)"
         )
-    lookup_path = postcodes_path or settings.raw_dir / "postcodes.zip"
+    lookup_path = postcodes_path or data.raw_postcodes
     if not lookup_path.exists():
         raise SourceError(f"{lookup_path}: postcode lookup not found (run `evergreen-etl extract`)")
-    entry = read_manifest(settings.raw_dir).get("postcodes")
-    same_lookup = (
-        entry is not None and lookup_path.resolve() == (settings.raw_dir / entry.path).resolve()
-    )
-    postcodes_sha = entry.sha256 if entry is not None and same_lookup else file_sha256(lookup_path)
-    lookup = PostcodeLookupReader(
-        lookup_path, label=source_label(settings.raw_dir, "postcodes", lookup_path)
-    )
+    entry = recorded_entry(data.raw, "postcodes", lookup_path)
+    postcodes_sha = recorded_sha256(lookup_path, entry, data.raw)
+    lookup = PostcodeLookupReader(lookup_path, label=source_label(entry, lookup_path))
     moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
     moment = to_utc_naive(moment)
 
     if k_guard is None and settings.min_k is not None:
         k_guard = KAnonymityGuard(settings.min_k, settings.k_policy)
-    own_engine = engine is None
-    engine = engine or make_engine(settings.effective_database_url)
     try:
         # An empty database is created as part of the first load; an old schema is not
         # migrated unless asked.
-        require_current_schema(engine, auto_upgrade=auto_upgrade or _is_empty(engine))
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+        with open_warehouse(
+            settings, engine, schema="upgrade" if auto_upgrade else "create"
+        ) as warehouse:
             try:
-                with conn.begin():
+                with write_transaction(warehouse) as conn:
                     return _load_in_transaction(
                         conn,
                         summary=summary,
@@ -113,13 +105,6 @@ def load(
         if translated is None:
             raise
         raise translated from None
-    finally:
-        if own_engine:
-            engine.dispose()
-
-
-def _is_empty(engine: Engine) -> bool:
-    return not inspect(engine).get_table_names()
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -141,7 +126,6 @@ def _load_in_transaction(
     precision: LocationPrecision,
     progress: bool,
 ) -> LoadResult:
-    acquire_load_lock(conn)
     key_id = str(summary["key_id"])
     users_sha = summary.get("source_sha256")
     _check_key(conn, key_id)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from evergreen_etl.postcodes import PostcodeKind
 
 SourceName = Literal["users", "postcodes"]
 
@@ -41,26 +39,6 @@ class ExtractResult(_Frozen):
     users: ManifestEntry
     postcodes: ManifestEntry
     manifest_path: Path
-
-
-class StagedUser(_Frozen):
-    """A pseudonymised user as the ``anonymise`` stage writes it: no direct identifier."""
-
-    position: int = Field(description="1-based position of the record in the source")
-    pseudonym: str = Field(description="HMAC-SHA256 of the normalised email, hex")
-    sex: Literal["F", "M", "U"]
-    birth_year: int | None
-    postcode: str | None = Field(description="Canonical full postcode, or outward code if partial")
-    postcode_kind: PostcodeKind
-
-
-class Reject(_Frozen):
-    """Why a source record was not staged. Holds position and reason, never the raw value."""
-
-    position: int
-    line: int
-    reason: str
-    field: str | None
 
 
 class AnonymiseResult(_Frozen):
@@ -95,7 +73,7 @@ class PostcodeRecord(_Frozen):
 
 
 class LocationCounts(_Frozen):
-    """How the users of one snapshot were located (SPEC §4)."""
+    """How the users of one snapshot were located (README, "The warehouse")."""
 
     full_matched: int = 0
     partial_resolved: int = 0
@@ -128,22 +106,60 @@ class LoadResult(_Frozen):
     smallest_k: int | None = Field(None, description="k-anonymity after the load, if measured")
 
 
-class ReportRow(_Frozen):
-    """One row of the headline report. ``users`` is None when suppressed."""
+Boundaries = Literal["supplied", "current"]
+
+
+class AnalysisRow(_Frozen):
+    """Base of every report's row: counts are ``int | None``, None when suppressed."""
+
+    suppressed: tuple[str, ...] = Field(
+        default=(), description="Names of the counts hidden by disclosure control"
+    )
+
+
+class LocalAuthorityUsers(AnalysisRow):
+    """Distinct users in one local authority (the headline report)."""
 
     local_authority_code: str
     local_authority_name: str
     users: int | None
-    suppressed: bool = False
 
 
-class Report(_Frozen):
-    """Distinct users by local authority at ``as_of``."""
+RowT = TypeVar("RowT", bound=AnalysisRow)
 
+
+class Analysis(_Frozen, Generic[RowT]):
+    """The result of one report: its rows, published totals and how it was asked for.
+
+    Every report is one (the headline, the other analyses, the risk report), and one
+    renderer (``evergreen_etl.report.render``) draws them all.
+    """
+
+    name: str
+    title: str
     as_of: datetime
-    rows: list[ReportRow]
-    total: int
+    from_time: datetime | None = Field(None, description="Start of the period (movers)")
+    boundaries: Boundaries | None = Field(None, description="None when not by authority")
+    columns: tuple[str, ...]
+    counts: tuple[str, ...] = Field(
+        description="The count columns (under disclosure control when a rule applies)"
+    )
+    rows: list[RowT]
+    totals: dict[str, int | None]
+    disclosure: str = Field("none", description="The disclosure rule applied to the counts")
     min_count: int | None = None
+    note: str | None = Field(None, description="How small counts were treated")
+
+    @property
+    def total(self) -> int | None:
+        """The published total of the first count (the headline's distinct users); None
+        when the report has no total or its disclosure rule hides it."""
+        return self.totals.get(self.counts[0]) if self.counts else None
+
+
+# The headline report, distinct users by local authority, is an Analysis like every other.
+ReportRow = LocalAuthorityUsers
+Report = Analysis[LocalAuthorityUsers]
 
 
 class RunResult(_Frozen):

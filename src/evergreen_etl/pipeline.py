@@ -6,14 +6,14 @@ import logging
 from datetime import datetime, timedelta
 
 from evergreen_etl.anonymise import anonymise
-from evergreen_etl.data_dir_lock import holding_data_dir
+from evergreen_etl.datadir.lock import holding_data_dir
+from evergreen_etl.datadir.modes import private_umask
 from evergreen_etl.extract import extract
 from evergreen_etl.failpoints import failpoint
-from evergreen_etl.file_modes import private_umask
 from evergreen_etl.load import load
 from evergreen_etl.logs import new_run_id, timed_stage
 from evergreen_etl.models import RunResult
-from evergreen_etl.privacy.disclosure import DisclosureRule
+from evergreen_etl.privacy.disclosure import NO_DISCLOSURE_CONTROL, DisclosureRule
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.scd2 import AbsentPolicy
@@ -30,8 +30,7 @@ def run(
     *,
     as_of: datetime | None = None,
     absent: AbsentPolicy = "close",
-    min_count: int | None = None,
-    disclosure: DisclosureRule | None = None,
+    disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     max_reject_rate: float | None = None,
     auto_upgrade: bool = True,
     progress: bool = True,
@@ -55,7 +54,7 @@ def run(
         )
         out.append(loaded)
     with timed_stage("report", run_id) as out:
-        reported = report(settings, min_count=min_count, disclosure=disclosure)
+        reported = report(settings, disclosure=disclosure)
         out.append(reported)
     return RunResult(extract=extracted, anonymise=anonymised, load=loaded, report=reported)
 
@@ -67,8 +66,7 @@ def demo(
     postcodes: int = 20000,
     snapshots: int = 3,
     seed: int = 42,
-    min_count: int | None = None,
-    disclosure: DisclosureRule | None = None,
+    disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     progress: bool = True,
 ) -> list[RunResult]:
     """Generate sample sources under ``DATA_DIR/raw/sample`` and run the job on each snapshot.
@@ -78,7 +76,7 @@ def demo(
     """
     from evergreen_etl.sample import generate_sample
 
-    sample_dir = settings.raw_dir / "sample"
+    sample_dir = settings.data.sample
     with private_umask():  # sample users are made up, but kept like real ones
         sample = generate_sample(
             sample_dir, users=users, postcodes=postcodes, snapshots=snapshots, seed=seed
@@ -90,7 +88,5 @@ def demo(
         step = settings.model_copy(
             update={"users_url": str(users_path), "postcodes_url": str(sample.postcodes_path)}
         )
-        results.append(
-            run(step, as_of=as_of, min_count=min_count, disclosure=disclosure, progress=progress)
-        )
+        results.append(run(step, as_of=as_of, disclosure=disclosure, progress=progress))
     return results

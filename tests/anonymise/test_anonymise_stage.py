@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from evergreen_etl.anonymise import anonymise
-from evergreen_etl.anonymise.pseudonym import PseudonymKey
 from evergreen_etl.errors import DataQualityError
+from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.settings import Settings
 from support.keys import TEST_KEY
 from support.sources import user, write_users

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evergreen_etl.anonymise.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.privacy.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.settings import Settings
 
 TEST_KEY = "0f4c2a9e7b1d3f5a8c6e0b2d4f6a8c0e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a"

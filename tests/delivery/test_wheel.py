@@ -13,8 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 SHIPPED_FILES = [
-    "evergreen_etl/migrations/env.py",
-    "evergreen_etl/migrations/script.py.mako",
+    "evergreen_etl/warehouse/migrations/env.py",
+    "evergreen_etl/warehouse/migrations/script.py.mako",
     "evergreen_etl/report/sql/users_by_local_authority.sql",
     "evergreen_etl/reference/local_authorities.csv",
     "evergreen_etl/reference/SOURCE.md",
@@ -91,7 +91,9 @@ def test_wheel_ships_migrations_sql_and_reference_data(wheel_path: Path) -> None
     names = set(zipfile.ZipFile(wheel_path).namelist())
     for shipped in SHIPPED_FILES:
         assert shipped in names, f"{shipped} is missing from {wheel_path.name}"
-    assert any(re.fullmatch(r"evergreen_etl/migrations/versions/\w+\.py", n) for n in names)
+    assert any(
+        re.fullmatch(r"evergreen_etl/warehouse/migrations/versions/\w+\.py", n) for n in names
+    )
     assert any(re.fullmatch(r"evergreen_etl/report/sql/\w+\.sql", n) for n in names)
 
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from evergreen_etl.anonymise.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.errors import SnapshotOrderError
+from evergreen_etl.privacy.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
 from support.keys import TEST_KEY

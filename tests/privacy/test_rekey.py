@@ -12,10 +12,10 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from evergreen_etl.anonymise import anonymise
-from evergreen_etl.anonymise.pseudonym import PseudonymKey
 from evergreen_etl.cli import app
 from evergreen_etl.errors import WarehouseError
 from evergreen_etl.load import load
+from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.privacy.rekey import rotate_key
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evergreen_etl.report import analysis, write_pictures
+from evergreen_etl.report import analysis, rule_for, write_pictures
 from report.scenario import Warehouse
 
 CHROMIUM = shutil.which("chromium") or (
@@ -39,11 +39,18 @@ AFTER_LAST = datetime(2024, 4, 15)
 def page(sqlite_scenario: Warehouse, tmp_path: Path) -> Path:
     """The headline's page for the scenario, with suppression (K = 2)."""
     result = analysis(
-        sqlite_scenario.settings, as_of=AFTER_LAST, min_count=2, engine=sqlite_scenario.engine
+        sqlite_scenario.settings,
+        as_of=AFTER_LAST,
+        disclosure=rule_for(2),
+        engine=sqlite_scenario.engine,
     )
     path = tmp_path / "report.html"
     write_pictures(
-        sqlite_scenario.settings, result, html=path, min_count=2, engine=sqlite_scenario.engine
+        sqlite_scenario.settings,
+        result,
+        html=path,
+        disclosure=rule_for(2),
+        engine=sqlite_scenario.engine,
     )
     return path
 

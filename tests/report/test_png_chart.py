@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from evergreen_etl.report import analysis, pictures
-from evergreen_etl.report.pictures import Bar, Chart
+from evergreen_etl.report import analysis, pictures, rule_for
+from evergreen_etl.report.chart_data import Bar, Chart
 from evergreen_etl.report.png import render_png
 from report.scenario import Warehouse
 
@@ -63,11 +63,11 @@ def test_png_leaves_suppressed_rows_out(
     result = analysis(
         sqlite_scenario.settings,
         as_of=datetime(2024, 4, 15),
-        min_count=k,
+        disclosure=rule_for(k),
         engine=sqlite_scenario.engine,
     )
     chart, _ = pictures(
-        sqlite_scenario.settings, result, min_count=k, engine=sqlite_scenario.engine
+        sqlite_scenario.settings, result, disclosure=rule_for(k), engine=sqlite_scenario.engine
     )
     assert len(chart.bars) == bars
     _, _, pixels = decode(render_png(chart))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from evergreen_etl.privacy.disclosure import NhsRule
-from evergreen_etl.report import HEADLINE, REPORTS, analysis, pictures, report
+from evergreen_etl.report import HEADLINE, REPORTS, analysis, pictures, report, rule_for
 from evergreen_etl.report.html import render_html
 from evergreen_etl.report.render import render, render_analysis
 from report.scenario import Warehouse
@@ -30,7 +30,7 @@ def run(scenario: Warehouse, name: str, **options: Any) -> Any:
 @pytest.mark.parametrize("name", list(REPORTS))
 def test_no_published_count_is_below_k(scenario: Warehouse, name: str, k: int) -> None:
     """Every count is either at least K or None and named in the row's `suppressed`."""
-    result = run(scenario, name, min_count=k)
+    result = run(scenario, name, disclosure=rule_for(k))
     differences = {d.name for d in REPORTS[name].differences}
     hidden = 0
     for row in result.rows:
@@ -48,7 +48,7 @@ def test_no_published_count_is_below_k(scenario: Warehouse, name: str, k: int) -
 
 def test_headline_rows_under_min_count(scenario: Warehouse) -> None:
     """Suppressed rows follow the published ones, by code: their true order is not shown."""
-    result = run(scenario, HEADLINE, min_count=2)
+    result = run(scenario, HEADLINE, disclosure=rule_for(2))
     assert [(r.local_authority_code, r.users, r.suppressed) for r in result.rows] == [
         ("E06000001", 3, ()),
         ("E06000002", None, ("users",)),
@@ -61,7 +61,7 @@ def test_headline_rows_under_min_count(scenario: Warehouse) -> None:
 
 def test_net_is_hidden_with_its_terms(scenario: Warehouse) -> None:
     """A net flow is published only when inflow and outflow are: else it would reveal them."""
-    result = run(scenario, "movers", min_count=2)
+    result = run(scenario, "movers", disclosure=rule_for(2))
     assert [(r.local_authority_code, r.inflow, r.outflow, r.net) for r in result.rows] == [
         ("E06000001", 2, None, None),
         ("E06000003", None, None, None),
@@ -72,7 +72,7 @@ def test_net_is_hidden_with_its_terms(scenario: Warehouse) -> None:
 @pytest.mark.parametrize("name", list(REPORTS))
 def test_every_format_marks_suppressed_counts(scenario: Warehouse, name: str) -> None:
     """JSON gives null with "suppressed": true; CSV and the table say "suppressed"."""
-    result = run(scenario, name, min_count=2)
+    result = run(scenario, name, disclosure=rule_for(2))
     rows = json.loads(render_analysis(result, "json"))
     for item, row in zip(rows, result.rows, strict=True):
         assert item.get("suppressed", False) == bool(row.suppressed)
@@ -91,10 +91,15 @@ def test_headline_renders_as_it_always_did(
 ) -> None:
     """The generic rendering of the headline is byte for byte the historical one."""
     legacy = render(
-        report(scenario.settings, as_of=AFTER_LAST, min_count=min_count, engine=scenario.engine),
+        report(
+            scenario.settings,
+            as_of=AFTER_LAST,
+            disclosure=rule_for(min_count),
+            engine=scenario.engine,
+        ),
         fmt,
     )
-    assert render_analysis(run(scenario, HEADLINE, min_count=min_count), fmt) == legacy
+    assert render_analysis(run(scenario, HEADLINE, disclosure=rule_for(min_count)), fmt) == legacy
 
 
 @pytest.mark.parametrize(("k", "bars", "cells"), [(None, 6, [6]), (2, 1, [6]), (7, 0, [])])
@@ -102,8 +107,10 @@ def test_pictures_draw_only_published_counts(
     scenario: Warehouse, k: int | None, bars: int, cells: list[int]
 ) -> None:
     """The chart leaves suppressed rows out; the map draws cells of at least max(K, 5) users."""
-    result = run(scenario, HEADLINE, min_count=k)
-    chart, user_map = pictures(scenario.settings, result, min_count=k, engine=scenario.engine)
+    result = run(scenario, HEADLINE, disclosure=rule_for(k))
+    chart, user_map = pictures(
+        scenario.settings, result, disclosure=rule_for(k), engine=scenario.engine
+    )
     assert len(chart.bars) == bars
     assert all(bar.value >= (k or 0) for bar in chart.bars)
     assert [cell.users for cell in user_map.cells] == cells

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from evergreen_etl.models import Report, ReportRow
+from evergreen_etl.privacy.disclosure import MinCount
+from evergreen_etl.report.catalog import HEADLINE, REPORTS, published
 from evergreen_etl.report.render import render, text_table
 
 LONG_NAME = "Unknown (no, invalid or unmatched postcode) and a name much longer than any other"
@@ -65,16 +66,14 @@ def test_an_empty_table_still_has_its_header() -> None:
 
 def test_headline_report_table_shows_suppressed_cells_and_the_total() -> None:
     """The headline table prints each authority, 'suppressed' for hidden counts, and the total."""
-    report = Report(
-        as_of=datetime(2026, 1, 2, 3, 4, 5),
-        rows=[
-            ReportRow(local_authority_code="E1", local_authority_name="Alpha", users=12),
-            ReportRow(
-                local_authority_code="E2", local_authority_name="Beta", users=None, suppressed=True
-            ),
+    report = published(
+        REPORTS[HEADLINE],
+        [
+            {"local_authority_code": "E1", "local_authority_name": "Alpha", "users": 12},
+            {"local_authority_code": "E2", "local_authority_name": "Beta", "users": 3},
         ],
-        total=15,
-        min_count=5,
+        MinCount(5),
+        as_of=datetime(2026, 1, 2, 3, 4, 5),
     )
 
     lines = render(report, "table").splitlines()

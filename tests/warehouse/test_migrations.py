@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from configparser import ConfigParser
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from evergreen_etl.errors import SchemaOutOfDateError
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.migrate import (
     HEAD_REVISION,
+    SCRIPT_LOCATION,
     alembic_config,
     current_revision,
     downgrade,
@@ -66,6 +68,14 @@ def test_alembic_command_line_from_checkout(tmp_path: Path) -> None:
     for args in (["upgrade", "head"], ["check"], ["downgrade", "base"]):
         done = subprocess.run([*alembic, *args], cwd=REPO, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def test_alembic_ini_names_the_scripts_inside_the_package() -> None:
+    """alembic.ini runs the scripts `db upgrade` runs: the package's, by resource name."""
+    ini = ConfigParser()
+    ini.read(REPO / "alembic.ini", encoding="utf-8")
+    assert ini.get("alembic", "script_location") == SCRIPT_LOCATION
+    assert not (REPO / "migrations").exists()
 
 
 def test_outdated_schema_is_refused_with_the_fix(tmp_path: Path) -> None:

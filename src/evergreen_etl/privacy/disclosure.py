@@ -68,6 +68,9 @@ class MinCount:
         return total
 
 
+NO_DISCLOSURE_CONTROL = NoDisclosureControl()
+
+
 def round_to_nearest(count: int, base: int = NHS_ROUND_TO) -> int:
     """Round half up to the nearest multiple of ``base``."""
     return base * ((count + base // 2) // base)
@@ -93,9 +96,10 @@ class NhsRule:
 
 
 def disclosure_rule(name: DisclosureName | None, min_count: int | None = None) -> DisclosureRule:
-    """The rule for ``--disclosure`` / ``--min-count``; ``nhs`` wins when both are given."""
+    """The one rule for ``--disclosure`` / ``--min-count``, built once where the options are
+    read and passed on alone; ``nhs`` wins when both are given."""
     if name == "nhs":
         return NhsRule()
     if min_count is not None or name == "min-count":
         return MinCount(k=min_count or NHS_SUPPRESS_UP_TO + 1)
-    return NoDisclosureControl()
+    return NO_DISCLOSURE_CONTROL

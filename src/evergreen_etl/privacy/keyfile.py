@@ -6,24 +6,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from evergreen_etl.anonymise.pseudonym import key_from_file, load_key
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.privacy.pseudonym import key_from_file, load_key
 from evergreen_etl.privacy.rekey import RotationResult, rotate_key, warehouse_key_id
 from evergreen_etl.settings import Settings
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.migrate import require_current_schema
+from evergreen_etl.warehouse.engine import open_warehouse
 
 
 def key_ids(settings: Settings) -> tuple[str, str | None]:
     """The configured key's identifier and the warehouse's (None before the first load)."""
     configured = load_key(settings).key_id
-    engine = make_engine(settings.effective_database_url)
-    try:
-        require_current_schema(engine)
-        with engine.connect() as conn:
-            return configured, warehouse_key_id(conn)
-    finally:
-        engine.dispose()
+    with open_warehouse(settings) as engine, engine.connect() as conn:
+        return configured, warehouse_key_id(conn)
 
 
 def rotate_key_files(
@@ -47,16 +41,13 @@ def rotate_key_files(
     target = new_key_file or key_file.with_name(key_file.name + ".new")
     created = not target.exists()
     new_key = key_from_file(target)
-    engine = make_engine(settings.effective_database_url)
     try:
-        require_current_schema(engine)
-        result = rotate_key(engine, old_key=old_key, new_key=new_key, users_paths=users_paths)
+        with open_warehouse(settings) as engine:
+            result = rotate_key(engine, old_key=old_key, new_key=new_key, users_paths=users_paths)
     except BaseException:
         if replace and created:
             target.unlink(missing_ok=True)
         raise
-    finally:
-        engine.dispose()
     if replace:
         os.replace(target, key_file)
     return result

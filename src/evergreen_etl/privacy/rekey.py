@@ -15,11 +15,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 
-from evergreen_etl.anonymise.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.errors import WarehouseError
+from evergreen_etl.privacy.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.sources.users import UsersReader
 from evergreen_etl.times import utc_now
-from evergreen_etl.warehouse.dialect import acquire_load_lock, bulk_insert, create_temp_table
+from evergreen_etl.warehouse.dialect import bulk_insert, create_temp_table
+from evergreen_etl.warehouse.engine import write_transaction
 
 log = logging.getLogger("evergreen_etl.privacy")
 
@@ -54,8 +55,7 @@ def rotate_key(
     """Replace every pseudonym made with ``old_key`` by the one ``new_key`` gives, atomically."""
     if old_key.key_id == new_key.key_id:
         raise WarehouseError("the new key is the same as the current key")
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
-        acquire_load_lock(conn)
+    with write_transaction(engine) as conn:
         _check_warehouse_key(conn, old_key.key_id)
         create_temp_table(
             conn,

@@ -7,23 +7,19 @@ size k). Small classes are where re-identification by linkage is easiest.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, DateTime, bindparam, text
 
 from evergreen_etl.errors import DataQualityError
-from evergreen_etl.safe_text import csv_writer
+from evergreen_etl.models import Analysis, AnalysisRow
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.migrate import require_current_schema
+from evergreen_etl.warehouse.engine import open_warehouse
+from evergreen_etl.warehouse.sqlfiles import sql_statement
 
 # Quasi-identifier sets and the SQL that measures each (privacy/sql/<name>.sql).
 QUASI_IDENTIFIER_SETS: dict[str, str] = {
@@ -34,10 +30,8 @@ DEFAULT_K_THRESHOLD = 5
 log = logging.getLogger("evergreen_etl.privacy")
 
 
-class RiskRow(BaseModel):
+class RiskRow(AnalysisRow):
     """k-anonymity figures for one set of quasi-identifiers."""
-
-    model_config = ConfigDict(frozen=True)
 
     quasi_identifiers: str
     users: int
@@ -48,14 +42,14 @@ class RiskRow(BaseModel):
     unique_share: float
 
 
-class RiskReport(BaseModel):
-    """Re-identification risk of the users whose address was valid at ``as_of``."""
+_RISK_COUNTS = ("users", "classes", "smallest_k", "users_below_threshold", "unique_users")
 
-    model_config = ConfigDict(frozen=True)
 
-    as_of: datetime
+class RiskReport(Analysis[RiskRow]):
+    """Re-identification risk of the users whose address was valid at ``as_of``: a report
+    like every other, drawn by the reports' renderer."""
+
     threshold: int
-    rows: list[RiskRow]
 
     @property
     def smallest_k(self) -> int | None:
@@ -68,44 +62,8 @@ def risk_report(
     settings: Settings, *, as_of: datetime | None = None, threshold: int = DEFAULT_K_THRESHOLD
 ) -> RiskReport:
     """Measure the warehouse configured in ``settings`` (see ``measure_risk``)."""
-    engine = make_engine(settings.effective_database_url)
-    try:
-        require_current_schema(engine)
-        with engine.connect() as conn:
-            return measure_risk(conn, as_of=as_of, threshold=threshold)
-    finally:
-        engine.dispose()
-
-
-def render_risk(report: RiskReport, fmt: str) -> str:
-    """The risk report as a table, CSV or JSON (a list of objects, one per quasi-identifier set)."""
-    if fmt == "json":
-        rows = [row.model_dump() for row in report.rows]
-        return json.dumps(rows, indent=2) + "\n"
-    columns = list(RiskRow.model_fields)
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv_writer(out)
-        writer.writerow(columns)
-        writer.writerows([getattr(row, c) for c in columns] for row in report.rows)
-        return out.getvalue()
-    lines = [
-        f"Re-identification risk at {report.as_of:%Y-%m-%d %H:%M:%S} UTC "
-        f"(classes below k={report.threshold} are at risk)"
-    ]
-    for row in report.rows:
-        lines.append(
-            f"  {row.quasi_identifiers}: {row.users} users in {row.classes} classes, "
-            f"smallest k={row.smallest_k}, {row.users_below_threshold} users below the "
-            f"threshold, {row.unique_users} unique ({row.unique_share:.1%})"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _sql(name: str) -> str:
-    raw = (files("evergreen_etl") / "privacy" / "sql" / f"{name}.sql").read_text(encoding="utf-8")
-    # Comment lines may mention :names, which the driver would count as placeholders.
-    return "\n".join(line for line in raw.splitlines() if not line.lstrip().startswith("--"))
+    with open_warehouse(settings) as engine, engine.connect() as conn:
+        return measure_risk(conn, as_of=as_of, threshold=threshold)
 
 
 def measure_risk(
@@ -116,7 +74,9 @@ def measure_risk(
     params = {"as_of": moment, "as_of_year": moment.year, "threshold": threshold}
     rows = []
     for label, name in QUASI_IDENTIFIER_SETS.items():
-        query = text(_sql(name)).bindparams(bindparam("as_of", type_=DateTime()))
+        query = text(sql_statement("privacy", name)).bindparams(
+            bindparam("as_of", type_=DateTime())
+        )
         result = conn.execute(query, params).one()
         users = int(result.users)
         rows.append(
@@ -130,7 +90,17 @@ def measure_risk(
                 unique_share=round(int(result.unique_users) / users, 4) if users else 0.0,
             )
         )
-    return RiskReport(as_of=moment, threshold=threshold, rows=rows)
+    return RiskReport(
+        name="risk",
+        title=f"Re-identification risk at {moment:%Y-%m-%d %H:%M:%S} UTC "
+        f"(classes below k={threshold} are at risk)",
+        as_of=moment,
+        columns=tuple(name for name in RiskRow.model_fields if name != "suppressed"),
+        counts=_RISK_COUNTS,
+        rows=rows,
+        totals={},
+        threshold=threshold,
+    )
 
 
 @dataclass(frozen=True)

@@ -7,35 +7,35 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
 from evergreen_etl.errors import ConfigurationError
-from evergreen_etl.models import Report, ReportRow
+from evergreen_etl.models import Report
+from evergreen_etl.privacy.disclosure import NO_DISCLOSURE_CONTROL
 from evergreen_etl.report.catalog import (
     HEADLINE,
     REPORTS,
     ReportSpec,
     get_spec,
-    open_warehouse,
     published,
     read_sql,
     run_sql,
 )
+from evergreen_etl.report.chart_data import Chart, chart, user_map
 from evergreen_etl.report.disclosure import (
     DisclosureRule,
     MinCount,
     NoDisclosureControl,
-    min_count_of,
     rule_for,
 )
 from evergreen_etl.report.html import render_html
-from evergreen_etl.report.pictures import Chart, chart, user_map
 from evergreen_etl.report.png import render_png
-from evergreen_etl.report.results import Analysis, Boundaries, LocalAuthorityUsers, UserMap
+from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
+from evergreen_etl.warehouse.engine import open_warehouse
 
 __all__ = [
     "HEADLINE",
@@ -45,6 +45,7 @@ __all__ = [
     "DisclosureRule",
     "MinCount",
     "NoDisclosureControl",
+    "Report",
     "analysis",
     "list_reports",
     "pictures",
@@ -72,40 +73,20 @@ def report(
     settings: Settings,
     *,
     as_of: datetime | None = None,
-    min_count: int | None = None,
     engine: Engine | None = None,
     boundaries: Boundaries = "supplied",
-    disclosure: DisclosureRule | None = None,
+    disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
 ) -> Report:
-    """Distinct users by local authority at ``as_of`` (default: now), unknown row included.
+    """Distinct users by local authority at ``as_of`` (default: now), unknown row included:
+    the headline analysis, an :class:`Analysis` like every other.
 
-    With ``min_count`` (or another ``disclosure`` rule), small counts are suppressed
-    (``users`` is None). The total is the true number of distinct users, unless the rule
-    publishes totals differently (rounding).
+    Under a ``disclosure`` rule small counts are suppressed (``users`` is None); ``total``
+    is the number of distinct users as the rule publishes totals.
     """
-    rule = disclosure or rule_for(min_count)
-    moment = _moment(as_of)
-    spec: ReportSpec[LocalAuthorityUsers] = REPORTS[HEADLINE]
-    with open_warehouse(settings, engine) as eng:
-        raw = run_sql(eng, spec.sql, _parameters(moment, boundaries))
-    result = published(spec, raw, rule, as_of=moment, boundaries=boundaries)
-    true_total = sum(int(row["users"]) for row in raw)
-    # Report.total is an int by contract: a rule that would hide it keeps the true total.
-    published_total = rule.publish_total(true_total)
-    return Report(
-        as_of=moment,
-        rows=[
-            ReportRow(
-                local_authority_code=row.local_authority_code,
-                local_authority_name=row.local_authority_name,
-                users=row.users,
-                suppressed=bool(row.suppressed),
-            )
-            for row in result.rows
-        ],
-        total=true_total if published_total is None else published_total,
-        min_count=min_count if disclosure is None else min_count_of(disclosure),
+    result = analysis(
+        settings, HEADLINE, as_of=as_of, boundaries=boundaries, disclosure=disclosure, engine=engine
     )
+    return cast(Report, result)
 
 
 def analysis(
@@ -116,8 +97,7 @@ def analysis(
     from_time: datetime | None = None,
     to_time: datetime | None = None,
     boundaries: Boundaries | None = None,
-    min_count: int | None = None,
-    disclosure: DisclosureRule | None = None,
+    disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     engine: Engine | None = None,
 ) -> Analysis[Any]:
     """Run the analysis called ``name`` (see :func:`list_reports`) and publish its rows.
@@ -131,7 +111,6 @@ def analysis(
     _check_options(spec, from_time=from_time, to_time=to_time, boundaries=boundaries)
     if spec.by_authority and boundaries is None:
         boundaries = "supplied"
-    rule = disclosure or rule_for(min_count)
     moment = _moment(to_time or as_of)
     start = to_utc_naive(from_time) if from_time else None
     if start is not None and start >= moment:
@@ -140,15 +119,14 @@ def analysis(
     parameters.update(from_time=start, to_time=moment)
     with open_warehouse(settings, engine) as eng:
         raw = run_sql(eng, spec.sql, parameters, spec.result_types)
-    return published(spec, raw, rule, as_of=moment, from_time=start, boundaries=boundaries)
+    return published(spec, raw, disclosure, as_of=moment, from_time=start, boundaries=boundaries)
 
 
 def pictures(
     settings: Settings,
     result: Analysis[Any],
     *,
-    min_count: int | None = None,
-    disclosure: DisclosureRule | None = None,
+    disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     engine: Engine | None = None,
 ) -> tuple[Chart, UserMap]:
     """The bar chart and users map that go with ``result``, under the same disclosure rule.
@@ -156,7 +134,6 @@ def pictures(
     The chart shows the report's own rows when they are by place, else the top authorities
     at the same time; the map shows users at the report's time (the end of a period).
     """
-    rule = disclosure or rule_for(min_count)
     with open_warehouse(settings, engine) as eng:
         source = result
         if REPORTS[result.name].chart is None:
@@ -165,10 +142,10 @@ def pictures(
                 HEADLINE,
                 as_of=result.as_of,
                 boundaries=result.boundaries,
-                disclosure=rule,
+                disclosure=disclosure,
                 engine=eng,
             )
-        return chart(source), user_map(eng, result.as_of, rule)
+        return chart(source), user_map(eng, result.as_of, disclosure)
 
 
 def write_pictures(
@@ -177,16 +154,13 @@ def write_pictures(
     *,
     html: Path | None = None,
     png: Path | None = None,
-    min_count: int | None = None,
-    disclosure: DisclosureRule | None = None,
+    disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     engine: Engine | None = None,
 ) -> list[Path]:
     """Write the HTML page (table, chart, map) and/or the chart as PNG; the paths written."""
     if html is None and png is None:
         return []
-    bars, users = pictures(
-        settings, result, min_count=min_count, disclosure=disclosure, engine=engine
-    )
+    bars, users = pictures(settings, result, disclosure=disclosure, engine=engine)
     written = []
     if html is not None:
         html.write_text(render_html(result, bars, users), encoding="utf-8")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from importlib.resources import files
 from typing import Any, Generic, cast
 
 from sqlalchemy import JSON, BindParameter, Boolean, DateTime, Engine, Integer, bindparam, text
@@ -37,9 +35,7 @@ from evergreen_etl.report.results import (
     SexAgeBandUsers,
     SnapshotChanges,
 )
-from evergreen_etl.settings import Settings
-from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.migrate import require_current_schema
+from evergreen_etl.warehouse import sqlfiles
 
 HEADLINE = "local-authority"
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -57,13 +53,9 @@ LOCATION_STATUS = {
 
 
 def read_sql(name: str) -> str:
-    """The text of a report query shipped with the package (``report/sql/<name>.sql``)."""
-    return (files("evergreen_etl") / "report" / "sql" / f"{name}.sql").read_text(encoding="utf-8")
-
-
-def _statement(sql: str) -> str:
-    # Comment lines may mention :parameters, which the driver would count as placeholders.
-    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    """The text of a report query shipped with the package (``report/sql/<name>.sql``), with
+    its shared fragments filled in."""
+    return sqlfiles.read_sql("report", name)
 
 
 @dataclass(frozen=True)
@@ -243,19 +235,6 @@ def get_spec(name: str) -> ReportSpec[Any]:
         ) from None
 
 
-@contextmanager
-def open_warehouse(settings: Settings, engine: Engine | None) -> Iterator[Engine]:
-    """The given engine, or one made from ``settings`` (and disposed); schema checked."""
-    own = engine is None
-    engine = engine or make_engine(settings.effective_database_url)
-    try:
-        require_current_schema(engine)
-        yield engine
-    finally:
-        if own:
-            engine.dispose()
-
-
 def _bind(name: str) -> BindParameter[Any]:
     if name in _TIME_PARAMETERS:
         return bindparam(name, type_=DateTime())
@@ -275,7 +254,7 @@ def run_sql(
     ``result_types`` types result columns that a driver would otherwise return as text
     (SQLite returns times and JSON of a text query as strings).
     """
-    sql = _statement(read_sql(name))
+    sql = sqlfiles.sql_statement("report", name)
     used = set(_PARAMETER.findall(sql))
     missing = used - set(parameters)
     if missing:

@@ -12,8 +12,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from evergreen_etl.report.chart_data import Chart
 from evergreen_etl.report.disclosure import SUPPRESSED
-from evergreen_etl.report.pictures import Chart
 from evergreen_etl.report.render import column_label, format_value
 from evergreen_etl.report.results import Analysis, UserMap
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from evergreen_etl.report.pictures import Chart
+from evergreen_etl.report.chart_data import Chart
 
 RGB = tuple[int, int, int]
 _WHITE: RGB = (255, 255, 255)

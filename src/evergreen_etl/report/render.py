@@ -1,4 +1,4 @@
-"""Render a report as a table for people, or CSV / JSON for machines."""
+"""Render any report (an :class:`Analysis`) as a table for people, or CSV / JSON for machines."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from evergreen_etl.models import Report
 from evergreen_etl.report.disclosure import SUPPRESSED
 from evergreen_etl.report.results import Analysis
 from evergreen_etl.safe_text import csv_writer, terminal_text
 
 ReportFormat = Literal["table", "csv", "json"]
-COLUMNS = ("local_authority_code", "local_authority_name", "users")
 _LABELS = {
     "local_authority_code": "Code",
     "local_authority_name": "Local authority",
@@ -31,10 +29,10 @@ _LABELS = {
     "left_users": "Left",
     "users_in_snapshot": "Users in snapshot",
     "location_status": "Location status",
+    "quasi_identifiers": "Quasi-identifiers",
 }
 
 __all__ = [
-    "COLUMNS",
     "SUPPRESSED",
     "ReportFormat",
     "column_label",
@@ -44,47 +42,6 @@ __all__ = [
     "render_list",
     "text_table",
 ]
-
-
-def render(report: Report, fmt: ReportFormat) -> str:
-    """The report as text in ``fmt``; JSON is a list of objects keyed by COLUMNS."""
-    if fmt == "json":
-        rows = []
-        for row in report.rows:
-            item: dict[str, object] = {name: getattr(row, name) for name in COLUMNS}
-            if row.suppressed:
-                item["suppressed"] = True
-            rows.append(item)
-        return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv_writer(out)
-        writer.writerow(COLUMNS)
-        for row in report.rows:
-            users = SUPPRESSED if row.suppressed else row.users
-            writer.writerow((row.local_authority_code, row.local_authority_name, users))
-        return out.getvalue()
-    return _table(report)
-
-
-def _table(report: Report) -> str:
-    title = f"Distinct users by local authority at {report.as_of:%Y-%m-%d %H:%M:%S} UTC"
-    rows = [
-        (row.local_authority_code, row.local_authority_name, _count(row.users, row.suppressed))
-        for row in report.rows
-    ]
-    note = f"Counts below {report.min_count} are suppressed." if report.min_count else None
-    return text_table(
-        title,
-        [("Code", False), ("Local authority", False), ("Users", True)],
-        rows,
-        footer=("", "Total", f"{report.total:,}"),
-        note=note,
-    )
-
-
-def _count(value: int | None, suppressed: bool) -> str:
-    return SUPPRESSED if suppressed or value is None else f"{value:,}"
 
 
 def text_table(
@@ -151,11 +108,12 @@ def _json_rows(result: Analysis[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def render_analysis(result: Analysis[Any], fmt: ReportFormat) -> str:
-    """Any analysis as text in ``fmt``: JSON is a list of objects keyed by its columns.
+def render(result: Analysis[Any], fmt: ReportFormat) -> str:
+    """Any report as text in ``fmt``: JSON is a list of objects keyed by its columns.
 
-    A suppressed count is ``null`` in JSON (with ``"suppressed": true`` on its row) and
-    ``suppressed`` in CSV and the table.
+    The one renderer: the headline that ``run`` and ``demo`` print, every analysis of
+    ``report`` and the risk report are drawn here. A suppressed count is ``null`` in JSON
+    (with ``"suppressed": true`` on its row) and ``suppressed`` in CSV and the table.
     """
     if fmt == "json":
         return json.dumps(_json_rows(result), indent=2, ensure_ascii=False) + "\n"
@@ -187,6 +145,10 @@ def render_analysis(result: Analysis[Any], fmt: ReportFormat) -> str:
         footer=footer if result.totals else None,
         note=result.note,
     )
+
+
+# The name the analyses were first rendered by; the same function.
+render_analysis = render
 
 
 def _table_cells(row: Any, columns: Iterable[str], counts: set[str]) -> list[str]:

@@ -7,30 +7,31 @@ Counts are ``int | None``: None means suppressed by disclosure control, and the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Boundaries = Literal["supplied", "current"]
+from evergreen_etl.models import Analysis, AnalysisRow, Boundaries, LocalAuthorityUsers, RowT
+
+__all__ = [
+    "AGE_BANDS",
+    "Analysis",
+    "AnalysisRow",
+    "AuthorityMoves",
+    "Boundaries",
+    "CountryUsers",
+    "LocalAuthorityUsers",
+    "MapCell",
+    "PostcodeStatusUsers",
+    "RegionUsers",
+    "RowT",
+    "RunQuality",
+    "SexAgeBandUsers",
+    "SnapshotChanges",
+    "UserMap",
+]
+
 AGE_BANDS = ("0-17", "18-29", "30-44", "45-64", "65+", "unknown")
-
-
-class AnalysisRow(BaseModel):
-    """Base of every analysis row."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    suppressed: tuple[str, ...] = Field(
-        default=(), description="Names of the counts hidden by disclosure control"
-    )
-
-
-class LocalAuthorityUsers(AnalysisRow):
-    """Distinct users in one local authority (the headline report)."""
-
-    local_authority_code: str
-    local_authority_name: str
-    users: int | None
 
 
 class RegionUsers(AnalysisRow):
@@ -110,28 +111,6 @@ class RunQuality(AnalysisRow):
     postcodes_loaded: int | None = Field(
         description="Rows of the postcode lookup loaded (not people; None when unchanged)"
     )
-
-
-RowT = TypeVar("RowT", bound=AnalysisRow)
-
-
-class Analysis(BaseModel, Generic[RowT]):
-    """The result of one report: its rows, published totals and how it was asked for."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    title: str
-    as_of: datetime
-    from_time: datetime | None = Field(None, description="Start of the period (movers)")
-    boundaries: Boundaries | None = Field(None, description="None when not by authority")
-    columns: tuple[str, ...]
-    counts: tuple[str, ...] = Field(description="The columns under disclosure control")
-    rows: list[RowT]
-    totals: dict[str, int | None]
-    disclosure: str = Field("none", description="The disclosure rule applied to the counts")
-    min_count: int | None = None
-    note: str | None = Field(None, description="How small counts were treated")
 
 
 class MapCell(BaseModel):

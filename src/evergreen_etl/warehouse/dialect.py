@@ -1,6 +1,9 @@
-"""The one place where the backends differ: bulk loading, temporary tables and the load lock.
+"""The one place where the backends differ: every SQLite/PostgreSQL difference is a member
+of the ``Backend`` that ``backend_for`` returns for a connection (or engine).
 
 SQLite gets batched DBAPI ``executemany`` inside the transaction; PostgreSQL gets ``COPY``.
+The module-level functions (``bulk_work``, ``bulk_insert``, ``copy_csv``, ...) are shorthands
+for the backend's method of the same job.
 """
 
 from __future__ import annotations
@@ -8,18 +11,18 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from itertools import chain, islice
 from operator import methodcaller
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
-from evergreen_etl.collector import collector_paused
-from evergreen_etl.errors import ConcurrentLoadError
+from evergreen_etl.errors import ConcurrentLoadError, ConfigurationError
+from evergreen_etl.gc_pause import collector_paused
 
 BATCH_ROWS = 10_000
 # SQLite's page cache during a bulk load or merge (the default is 2 MiB). Big enough to keep
@@ -31,87 +34,260 @@ _CSV_BLOCK_CHARS = 1 << 20
 _ADVISORY_LOCK_KEY = 0x45564552475245  # "EVERGRE"
 LOCK_WAIT_SECONDS = 30
 
-
-def is_postgres(conn: Connection) -> bool:
-    """True on PostgreSQL, False on SQLite."""
-    return conn.dialect.name == "postgresql"
+Batches = Iterable[Sequence[Sequence[Any]]]
+OnBatch = Callable[[int], None] | None
 
 
-@contextmanager
-def bulk_work(conn: Connection) -> Iterator[None]:
-    """Tune the connection for a bulk load or merge inside the current transaction.
+class Backend(Protocol):
+    """What the warehouse does differently on each backend (``backend_for`` gives the one)."""
 
-    On SQLite the page caches of the database and of its temporary tables each grow to
-    ``SQLITE_BULK_CACHE_KIB`` and sorts may use a helper thread for the length of the block;
-    all are put back afterwards (the connection may go back to a pool). PostgreSQL gets a
-    ``work_mem`` of ``POSTGRES_BULK_WORK_MEM`` for the rest of the transaction. On both,
-    Python's cyclic garbage collector pauses (see ``evergreen_etl.collector``): the rows
-    streamed through hold no cycles.
-    """
-    if is_postgres(conn):
+    @property
+    def name(self) -> str:
+        """SQLAlchemy's name of the dialect: ``sqlite`` or ``postgresql``."""
+        ...
+
+    @property
+    def write_options(self) -> Mapping[str, Any]:
+        """Execution options of a connection whose transaction writes (see write_transaction)."""
+        ...
+
+    @property
+    def batch_migrations(self) -> bool:
+        """Whether Alembic must rebuild a table to alter it (``render_as_batch``)."""
+        ...
+
+    @property
+    def id_type(self) -> str:
+        """The SQL type of a surrogate key (user_id, address_id) in a temporary table."""
+        ...
+
+    @property
+    def numbered_key(self) -> str:
+        """The column definition of a temporary table's key numbered by ``next_number``."""
+        ...
+
+    def acquire_load_lock(self, conn: Connection) -> None:
+        """Serialise loads: wait up to LOCK_WAIT_SECONDS for another load, then fail clearly."""
+        ...
+
+    def bulk_work(self, conn: Connection) -> AbstractContextManager[None]:
+        """Tune the connection for a bulk load or merge inside the current transaction."""
+        ...
+
+    def insert_batches(
+        self,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        batches: Batches,
+        *,
+        on_batch: OnBatch = None,
+        binary: bool = False,
+    ) -> int:
+        """Insert each batch of rows into ``table`` with the driver's bulk path; count them."""
+        ...
+
+    def copy_csv(self, conn: Connection, table: str, columns: Sequence[str], path: Path) -> int:
+        """Load a CSV file with a header row into ``table``: empty fields become NULL."""
+        ...
+
+    def create_temp_table(
+        self, conn: Connection, name: str, columns_sql: str, *, without_rowid: bool = False
+    ) -> None:
+        """A temporary table that disappears with the transaction (PostgreSQL) or connection."""
+        ...
+
+    def analyze(self, conn: Connection, table: str) -> None:
+        """Fresh planner statistics on ``table`` where the planner needs them."""
+        ...
+
+    def empty_table(self, conn: Connection, table: str) -> None:
+        """Delete every row of ``table`` (inside the transaction)."""
+        ...
+
+    def latest_per_key(self, table: str, key: str, order: str, columns: Sequence[str]) -> str:
+        """A query for the row of ``table`` with the highest ``order`` for each ``key``.
+
+        It gives ``key``, ``order`` and ``columns``, one row per key, read in ``key`` order.
+        """
+        ...
+
+    def start_numbering(self, conn: Connection, temp_table: str, table: str, column: str) -> None:
+        """Make ``temp_table``'s numbered key continue after the largest ``table.column``."""
+        ...
+
+    def next_number(self, table: str, column: str) -> str:
+        """The SQL expression of the next new ``table.column`` (with ``numbered_key``)."""
+        ...
+
+
+def backend_for(bind: Connection | Engine) -> Backend:
+    """The backend of ``bind``'s database."""
+    try:
+        return _BACKENDS[bind.dialect.name]
+    except KeyError:
+        raise ConfigurationError(
+            f"the warehouse must be SQLite or PostgreSQL, not {bind.dialect.name}"
+        ) from None
+
+
+class SQLiteBackend:
+    """SQLite: BEGIN IMMEDIATE holds the write lock, ``executemany`` loads, pragmas tune."""
+
+    name = "sqlite"
+    # The transaction takes the database's write lock at its start (waiting up to the busy
+    # timeout): the load lock, and no deadlock between two writers that both began reading.
+    write_options: Mapping[str, Any] = {"sqlite_begin": "IMMEDIATE"}
+    batch_migrations = True
+    # INTEGER, not BIGINT: only an INTEGER PRIMARY KEY is the rowid.
+    id_type = "INTEGER"
+    # AUTOINCREMENT numbers from the table's entry in temp.sqlite_sequence (start_numbering).
+    numbered_key = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def acquire_load_lock(self, conn: Connection) -> None:
+        """Nothing to take: the transaction was begun with BEGIN IMMEDIATE (write_options)."""
+
+    @contextmanager
+    def bulk_work(self, conn: Connection) -> Iterator[None]:
+        """The page caches of the database and of its temporary tables each grow to
+        ``SQLITE_BULK_CACHE_KIB`` and sorts may use a helper thread for the length of the block;
+        all are put back afterwards (the connection may go back to a pool). Python's cyclic
+        garbage collector pauses (see ``evergreen_etl.gc_pause``): the rows streamed through
+        hold no cycles.
+        """
+        # The temporary tables (a snapshot's million staged rows) have a cache of their own.
+        caches = {
+            schema: conn.exec_driver_sql(f"PRAGMA {schema}.cache_size").scalar_one()
+            for schema in ("main", "temp")
+        }
+        threads = conn.exec_driver_sql("PRAGMA threads").scalar_one()
+        for schema in caches:
+            conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = -{SQLITE_BULK_CACHE_KIB}")
+        # A helper thread for the big sorts (GROUP BY, ORDER BY) when there is a second core.
+        conn.exec_driver_sql(f"PRAGMA threads = {min(2, os.cpu_count() or 1) - 1}")
+        try:
+            with collector_paused():
+                yield
+        finally:
+            for schema, cache in caches.items():
+                conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = {int(cache)}")
+            conn.exec_driver_sql(f"PRAGMA threads = {int(threads)}")
+
+    def insert_batches(
+        self,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        batches: Batches,
+        *,
+        on_batch: OnBatch = None,
+        binary: bool = False,
+    ) -> int:
+        """``executemany`` of each batch (``binary`` is PostgreSQL's; SQLite ignores it)."""
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        return _executemany(conn, sql, batches, on_batch)
+
+    def copy_csv(self, conn: Connection, table: str, columns: Sequence[str], path: Path) -> int:
+        """Batched ``executemany`` of the file's records (see ``_csv_batches``)."""
+        names = ", ".join(columns)
+        # Empty fields become NULL in SQL, not in a Python loop over every field.
+        values = ", ".join(f"NULLIF(?{i}, '')" for i in range(1, len(columns) + 1))
+        sql = f"INSERT INTO {table} ({names}) VALUES ({values})"
+        with path.open(newline="") as handle:
+            return _executemany(conn, sql, _csv_batches(handle), None)
+
+    def create_temp_table(
+        self, conn: Connection, name: str, columns_sql: str, *, without_rowid: bool = False
+    ) -> None:
+        """``without_rowid`` stores the table in its primary key's B-tree (one look-up per
+        probe instead of two).
+        """
+        suffix = " WITHOUT ROWID" if without_rowid else ""
+        _create_temp_table(conn, name, columns_sql, suffix)
+
+    def analyze(self, conn: Connection, table: str) -> None:
+        """Nothing: SQLite's planner works from the indexes alone here."""
+
+    def empty_table(self, conn: Connection, table: str) -> None:
+        """``DELETE FROM`` (SQLite has no ``TRUNCATE``)."""
+        conn.execute(text(f"DELETE FROM {table}"))
+
+    def latest_per_key(self, table: str, key: str, order: str, columns: Sequence[str]) -> str:
+        """``GROUP BY``: with a single ``MAX()``, SQLite takes the other columns from the row
+        holding the max.
+        """
+        return (
+            f"SELECT {key}, MAX({order}) AS {order}, {', '.join(columns)} "
+            f"FROM {table} GROUP BY {key}"
+        )
+
+    def start_numbering(self, conn: Connection, temp_table: str, table: str, column: str) -> None:
+        """Set ``temp_table``'s AUTOINCREMENT sequence to the largest ``table.column``."""
+        conn.execute(
+            text("DELETE FROM temp.sqlite_sequence WHERE name = :name"), {"name": temp_table}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO temp.sqlite_sequence (name, seq) "
+                f"SELECT :name, COALESCE(MAX({column}), 0) FROM {table}"
+            ),
+            {"name": temp_table},
+        )
+
+    def next_number(self, table: str, column: str) -> str:
+        """NULL: the temporary table's AUTOINCREMENT key numbers the row."""
+        return "NULL"
+
+
+class PostgresBackend:
+    """PostgreSQL: an advisory lock, ``COPY`` loads, ``work_mem`` and ``ANALYZE`` tune."""
+
+    name = "postgresql"
+    write_options: Mapping[str, Any] = {}
+    batch_migrations = False
+    id_type = "BIGINT"
+    numbered_key = "BIGINT PRIMARY KEY"
+
+    def acquire_load_lock(self, conn: Connection) -> None:
+        """A transaction-scoped advisory lock, waited for up to LOCK_WAIT_SECONDS."""
+        conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"))
+        try:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        except OperationalError as exc:
+            raise ConcurrentLoadError(
+                f"another load is running on this warehouse (waited {LOCK_WAIT_SECONDS}s)"
+            ) from exc
+        conn.execute(text("SET LOCAL lock_timeout = 0"))
+
+    @contextmanager
+    def bulk_work(self, conn: Connection) -> Iterator[None]:
+        """A ``work_mem`` of ``POSTGRES_BULK_WORK_MEM`` for the rest of the transaction, and
+        Python's cyclic garbage collector paused for the block.
+        """
         # Sorts and hashes of a million staged rows in memory rather than in temporary files,
         # for this transaction only (the server's default is 4 MB).
         conn.execute(text(f"SET LOCAL work_mem = '{POSTGRES_BULK_WORK_MEM}'"))
         with collector_paused():
             yield
-        return
-    # The temporary tables (a snapshot's million staged rows) have a cache of their own.
-    caches = {
-        schema: conn.exec_driver_sql(f"PRAGMA {schema}.cache_size").scalar_one()
-        for schema in ("main", "temp")
-    }
-    threads = conn.exec_driver_sql("PRAGMA threads").scalar_one()
-    for schema in caches:
-        conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = -{SQLITE_BULK_CACHE_KIB}")
-    # A helper thread for the big sorts (GROUP BY, ORDER BY) when there is a second core.
-    conn.exec_driver_sql(f"PRAGMA threads = {min(2, os.cpu_count() or 1) - 1}")
-    try:
-        with collector_paused():
-            yield
-    finally:
-        for schema, cache in caches.items():
-            conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = {int(cache)}")
-        conn.exec_driver_sql(f"PRAGMA threads = {int(threads)}")
 
-
-def bulk_insert(
-    conn: Connection,
-    table: str,
-    columns: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-    *,
-    on_batch: Callable[[int], None] | None = None,
-) -> int:
-    """Insert ``rows`` into ``table`` with the driver's bulk path; return the row count.
-
-    Rows are consumed as a stream, ``BATCH_ROWS`` at a time; ``on_batch`` hears how many
-    rows each batch held (for progress).
-    """
-    iterator = iter(rows)
-    batches = iter(lambda: list(islice(iterator, BATCH_ROWS)), [])
-    return bulk_insert_batches(conn, table, columns, batches, on_batch=on_batch)
-
-
-def bulk_insert_batches(
-    conn: Connection,
-    table: str,
-    columns: Sequence[str],
-    batches: Iterable[Sequence[Sequence[Any]]],
-    *,
-    on_batch: Callable[[int], None] | None = None,
-    binary: bool = False,
-) -> int:
-    """Insert each batch of rows into ``table`` (``COPY`` or ``executemany``); count them.
-
-    ``binary`` makes PostgreSQL's ``COPY`` binary: floats and NULLs go over as they are, not
-    as text for the server to parse again. Every value must then be of its column's Python
-    type (a float for a float column, not its text).
-    """
-    names = ", ".join(columns)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    count = 0
-    if is_postgres(conn):
+    def insert_batches(
+        self,
+        conn: Connection,
+        table: str,
+        columns: Sequence[str],
+        batches: Batches,
+        *,
+        on_batch: OnBatch = None,
+        binary: bool = False,
+    ) -> int:
+        """``COPY``; ``binary`` makes it binary: floats and NULLs go over as they are, not as
+        text for the server to parse again. Every value must then be of its column's Python
+        type (a float for a float column, not its text).
+        """
+        names = ", ".join(columns)
+        driver = _driver(conn)
+        count = 0
         options = " (FORMAT BINARY)" if binary else ""
         # Asked before the COPY starts: the connection takes no other query during one.
         types = _column_types(conn, table, columns) if binary else None
@@ -129,9 +305,63 @@ def bulk_insert_batches(
                 if on_batch is not None:
                     on_batch(len(batch))
         return count
-    marks = ", ".join("?" for _ in columns)
-    sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-    cursor = driver.cursor()
+
+    def copy_csv(self, conn: Connection, table: str, columns: Sequence[str], path: Path) -> int:
+        """``COPY ... (FORMAT csv, HEADER true)`` of the file's bytes."""
+        names = ", ".join(columns)
+        with (
+            _driver(conn).cursor() as cursor,
+            cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true)") as cp,
+            path.open("rb") as handle,
+        ):
+            while chunk := handle.read(1 << 20):
+                cp.write(chunk)
+        return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+    def create_temp_table(
+        self, conn: Connection, name: str, columns_sql: str, *, without_rowid: bool = False
+    ) -> None:
+        """Dropped at commit; ``without_rowid`` is SQLite's and ignored here."""
+        _create_temp_table(conn, name, columns_sql, " ON COMMIT DROP")
+
+    def analyze(self, conn: Connection, table: str) -> None:
+        """``ANALYZE``: autovacuum never reads a temporary table, nor a table just refilled in
+        this transaction; without statistics the planner guesses a few hundred rows and may
+        nest loops over a million.
+        """
+        conn.execute(text(f"ANALYZE {table}"))
+
+    def empty_table(self, conn: Connection, table: str) -> None:
+        """``TRUNCATE``: no row-by-row delete."""
+        conn.execute(text(f"TRUNCATE {table}"))
+
+    def latest_per_key(self, table: str, key: str, order: str, columns: Sequence[str]) -> str:
+        """``DISTINCT ON`` the key, highest ``order`` first."""
+        return (
+            f"SELECT DISTINCT ON ({key}) {key}, {order}, {', '.join(columns)} "
+            f"FROM {table} ORDER BY {key}, {order} DESC"
+        )
+
+    def start_numbering(self, conn: Connection, temp_table: str, table: str, column: str) -> None:
+        """Nothing: ``next_number`` takes the table's own sequence."""
+
+    def next_number(self, table: str, column: str) -> str:
+        """The next value of ``table.column``'s own sequence."""
+        return f"nextval(pg_get_serial_sequence('{table}', '{column}'))"
+
+
+_BACKENDS: dict[str, Backend] = {"sqlite": SQLiteBackend(), "postgresql": PostgresBackend()}
+
+
+def _driver(conn: Connection) -> Any:
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
+
+
+def _executemany(conn: Connection, sql: str, batches: Batches, on_batch: OnBatch) -> int:
+    cursor = _driver(conn).cursor()
+    count = 0
     try:
         for batch in batches:
             cursor.executemany(sql, batch)
@@ -141,6 +371,11 @@ def bulk_insert_batches(
     finally:
         cursor.close()
     return count
+
+
+def _create_temp_table(conn: Connection, name: str, columns_sql: str, suffix: str) -> None:
+    conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    conn.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns_sql}){suffix}"))
 
 
 def _column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[int]:
@@ -154,38 +389,6 @@ def _column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[
     ).all()
     oids = {str(name): int(oid) for name, oid in rows}
     return [oids[column] for column in columns]
-
-
-def copy_csv(conn: Connection, table: str, columns: Sequence[str], path: Path) -> int:
-    """Load a CSV file with a header row into ``table``: empty fields become NULL."""
-    if is_postgres(conn):
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        names = ", ".join(columns)
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true)") as cp,
-            path.open("rb") as handle,
-        ):
-            while chunk := handle.read(1 << 20):
-                cp.write(chunk)
-        return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
-    names = ", ".join(columns)
-    # Empty fields become NULL in SQL, not in a Python loop over every field.
-    values = ", ".join(f"NULLIF(?{i}, '')" for i in range(1, len(columns) + 1))
-    sql = f"INSERT INTO {table} ({names}) VALUES ({values})"
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    cursor = driver.cursor()
-    count = 0
-    try:
-        with path.open(newline="") as handle:
-            for batch in _csv_batches(handle):
-                cursor.executemany(sql, batch)
-                count += len(batch)
-    finally:
-        cursor.close()
-    return count
 
 
 def _csv_batches(handle: TextIO) -> Iterator[list[list[str]]]:
@@ -219,46 +422,67 @@ def _csv_batches(handle: TextIO) -> Iterator[list[list[str]]]:
         yield list(map(split, filter(None, block.split("\n"))))
 
 
+# Shorthands: the backend's method for the job, on ``conn``'s backend.
+
+
+def bulk_work(conn: Connection) -> AbstractContextManager[None]:
+    """Tune the connection for a bulk load or merge inside the current transaction."""
+    return backend_for(conn).bulk_work(conn)
+
+
+def bulk_insert(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    on_batch: OnBatch = None,
+) -> int:
+    """Insert ``rows`` into ``table`` with the driver's bulk path; return the row count.
+
+    Rows are consumed as a stream, ``BATCH_ROWS`` at a time; ``on_batch`` hears how many
+    rows each batch held (for progress).
+    """
+    iterator = iter(rows)
+    batches = iter(lambda: list(islice(iterator, BATCH_ROWS)), [])
+    return bulk_insert_batches(conn, table, columns, batches, on_batch=on_batch)
+
+
+def bulk_insert_batches(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    batches: Batches,
+    *,
+    on_batch: OnBatch = None,
+    binary: bool = False,
+) -> int:
+    """Insert each batch of rows into ``table`` (``COPY`` or ``executemany``); count them.
+
+    ``binary`` makes PostgreSQL's ``COPY`` binary (see ``PostgresBackend.insert_batches``).
+    """
+    return backend_for(conn).insert_batches(
+        conn, table, columns, batches, on_batch=on_batch, binary=binary
+    )
+
+
+def copy_csv(conn: Connection, table: str, columns: Sequence[str], path: Path) -> int:
+    """Load a CSV file with a header row into ``table``: empty fields become NULL."""
+    return backend_for(conn).copy_csv(conn, table, columns, path)
+
+
 def create_temp_table(
     conn: Connection, name: str, columns_sql: str, *, without_rowid: bool = False
 ) -> None:
-    """A temporary table that disappears with the transaction (PostgreSQL) or connection.
-
-    ``without_rowid`` stores a SQLite table in its primary key's B-tree (one look-up per probe
-    instead of two); PostgreSQL has no such option and ignores it.
-    """
-    conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    suffix = ""
-    if is_postgres(conn):
-        suffix = " ON COMMIT DROP"
-    elif without_rowid:
-        suffix = " WITHOUT ROWID"
-    conn.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns_sql}){suffix}"))
+    """A temporary table that disappears with the transaction (PostgreSQL) or connection."""
+    backend_for(conn).create_temp_table(conn, name, columns_sql, without_rowid=without_rowid)
 
 
 def analyze_temp_table(conn: Connection, name: str) -> None:
-    """Give PostgreSQL's planner statistics on a temporary table, which autovacuum never reads.
-
-    Without them it guesses a few hundred rows and may nest loops over a million. SQLite's
-    planner works from the indexes alone here.
-    """
-    if is_postgres(conn):
-        conn.execute(text(f"ANALYZE {name}"))
+    """Give PostgreSQL's planner statistics on a temporary table, which autovacuum never reads."""
+    backend_for(conn).analyze(conn, name)
 
 
 def acquire_load_lock(conn: Connection) -> None:
-    """Serialise loads: wait up to LOCK_WAIT_SECONDS for another load, then fail clearly.
-
-    On SQLite the transaction was begun with BEGIN IMMEDIATE, which already holds the
-    database's write lock (waiting up to the busy timeout); PostgreSQL takes an advisory lock.
-    """
-    if not is_postgres(conn):
-        return
-    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"))
-    try:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
-    except OperationalError as exc:
-        raise ConcurrentLoadError(
-            f"another load is running on this warehouse (waited {LOCK_WAIT_SECONDS}s)"
-        ) from exc
-    conn.execute(text("SET LOCAL lock_timeout = 0"))
+    """Serialise loads: wait up to LOCK_WAIT_SECONDS for another load, then fail clearly."""
+    backend_for(conn).acquire_load_lock(conn)

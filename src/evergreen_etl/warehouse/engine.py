@@ -1,16 +1,24 @@
-"""Engines for the warehouse, with each backend set up for safe bulk work."""
+"""The warehouse's connections: engines set up for safe bulk work, ``open_warehouse`` (an
+engine's lifecycle and the schema check) and ``write_transaction`` (one transaction under the
+load lock).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from evergreen_etl.datadir.modes import create_private_file, private_dir
 from evergreen_etl.errors import ConfigurationError
-from evergreen_etl.file_modes import create_private_file, private_dir
+from evergreen_etl.settings import Settings
+from evergreen_etl.warehouse.dialect import backend_for
+from evergreen_etl.warehouse.migrate import require_current_schema
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_PAGE_BYTES = 16_384
@@ -78,3 +86,48 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+SchemaPolicy = Literal["current", "create", "upgrade", "any"]
+"""What ``open_warehouse`` does with a database that is not at the newest migration: refuse
+it (``current``); create the schema in an empty database but refuse an older one
+(``create``, the first load); migrate it (``upgrade``); or nothing (``any``)."""
+
+
+@contextmanager
+def open_warehouse(
+    settings: Settings, engine: Engine | None = None, *, schema: SchemaPolicy = "current"
+) -> Iterator[Engine]:
+    """The warehouse's engine, its schema checked by ``schema``; disposed of afterwards.
+
+    A given ``engine`` is used (and checked) instead of one made from ``settings``, and is
+    left open for its owner.
+    """
+    own = engine is None
+    engine = engine or make_engine(settings.effective_database_url)
+    try:
+        if schema != "any":
+            upgrade = schema == "upgrade" or (schema == "create" and _is_empty(engine))
+            require_current_schema(engine, auto_upgrade=upgrade)
+        yield engine
+    finally:
+        if own:
+            engine.dispose()
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction that holds the load lock; committed when the block ends.
+
+    Anything that writes to the warehouse goes through here, so writers run one at a time: on
+    SQLite the transaction begins IMMEDIATE (the database's write lock, waiting up to the busy
+    timeout); PostgreSQL takes an advisory lock. An exception rolls everything back.
+    """
+    backend = backend_for(engine)
+    with engine.connect().execution_options(**backend.write_options) as conn, conn.begin():
+        backend.acquire_load_lock(conn)
+        yield conn
+
+
+def _is_empty(engine: Engine) -> bool:
+    return not inspect(engine).get_table_names()

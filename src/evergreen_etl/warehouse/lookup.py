@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 
 from evergreen_etl.progress import Progress
 from evergreen_etl.sources.nspl import PostcodeLookupReader
-from evergreen_etl.warehouse.dialect import bulk_insert_batches, bulk_work, is_postgres
+from evergreen_etl.warehouse.dialect import backend_for, bulk_insert_batches, bulk_work
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
 log = logging.getLogger("evergreen_etl.load")
@@ -61,10 +61,9 @@ def shipped_authorities() -> dict[str, dict[str, object]]:
 
 def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: bool) -> int:
     """Replace the postcode dimension with the lookup's rows; recompute districts and names."""
+    backend = backend_for(conn)
     with bulk_work(conn):
-        conn.execute(
-            text("TRUNCATE dim_postcode" if is_postgres(conn) else "DELETE FROM dim_postcode")
-        )
+        backend.empty_table(conn, "dim_postcode")
         # The rows go in file order: NSPL is sorted by postcode, so the primary key index
         # grows at its right-hand edge instead of being rewritten all over.
         # A national lookup is parsed in a worker process while this one inserts; the first
@@ -82,18 +81,17 @@ def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: 
                 binary=True,
             )
         log.info("loaded %d postcodes", count)
-        if is_postgres(conn):
-            # Fresh statistics: the planner then aggregates the districts below in memory
-            # (it took the 2.7 million new rows for a few thousand and sorted them on disk),
-            # and the merge joins the right number of postcodes.
-            conn.execute(text("ANALYZE dim_postcode"))
+        # Fresh statistics (PostgreSQL): the planner then aggregates the districts below in
+        # memory (it took the 2.7 million new rows for a few thousand and sorted them on
+        # disk), and the merge joins the right number of postcodes.
+        backend.analyze(conn, "dim_postcode")
         _load_authorities(conn, reader.authority_names())
         _load_districts(conn)
     return count
 
 
 def _load_districts(conn: Connection) -> None:
-    """Recompute where each outward code alone can be located (SPEC §4)."""
+    """Recompute where each outward code alone can be located (README, "The warehouse")."""
     conn.execute(text("DELETE FROM dim_postcode_district"))
     conn.execute(
         text(

@@ -1,4 +1,4 @@
-"""Alembic migrations driven from code, with the scripts that ship inside the package.
+"""Alembic migrations driven from code, with the scripts that live inside the package.
 
 Alembic is imported only to migrate or to explain a mismatch: every command checks that the
 warehouse is at ``HEAD_REVISION`` first, and that check is one query.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
@@ -19,19 +18,11 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-# The newest migration under migrations/versions (a test keeps the two in step).
+# The newest migration under warehouse/migrations/versions (a test keeps the two in step).
 HEAD_REVISION = "0004"
-
-
-def migrations_dir() -> Path:
-    """The Alembic scripts: inside the installed package, else at the checkout's root."""
-    packaged = Path(__file__).resolve().parent.parent / "migrations"
-    if (packaged / "env.py").exists():
-        return packaged
-    checkout = Path(__file__).resolve().parents[3] / "migrations"
-    if (checkout / "env.py").exists():
-        return checkout
-    raise FileNotFoundError("the evergreen-etl migration scripts are missing from this install")
+# The Alembic scripts, as a package resource (warehouse/migrations/): the same location in a
+# checkout and in an installed wheel. alembic.ini names it too (a test keeps the two in step).
+SCRIPT_LOCATION = "evergreen_etl.warehouse:migrations"
 
 
 def alembic_config(url: str) -> Config:
@@ -41,7 +32,7 @@ def alembic_config(url: str) -> Config:
     # Alembic's default stdout is whatever sys.stdout was when alembic.config was imported
     # (a test runner's capture may have closed it since): give it today's.
     cfg = Config(stdout=sys.stdout)
-    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("script_location", SCRIPT_LOCATION)
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     return cfg

@@ -23,15 +23,15 @@ from typing import Literal
 
 from sqlalchemy import Connection, DateTime, bindparam, text
 
-from evergreen_etl.anonymise import STAGED_COLUMNS
+from evergreen_etl.datadir.staged import STAGED_COLUMNS, STAGED_TABLE_COLUMNS
 from evergreen_etl.models import LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.warehouse.dialect import (
     analyze_temp_table,
+    backend_for,
     bulk_work,
     copy_csv,
     create_temp_table,
-    is_postgres,
 )
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
@@ -55,13 +55,7 @@ class MergeCounts:
 
 def stage_snapshot(conn: Connection, staged_users: Path) -> int:
     """Bulk-load the staged users CSV into the temporary table ``stg_user``."""
-    create_temp_table(
-        conn,
-        "stg_user",
-        "position INTEGER NOT NULL, pseudonym VARCHAR(64) NOT NULL, sex VARCHAR(1) NOT NULL, "
-        "birth_year INTEGER, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL, "
-        "postcode_token VARCHAR(32)",
-    )
+    create_temp_table(conn, "stg_user", STAGED_TABLE_COLUMNS)
     with bulk_work(conn):
         return copy_csv(conn, "stg_user", STAGED_COLUMNS, staged_users)
 
@@ -69,17 +63,7 @@ def stage_snapshot(conn: Connection, staged_users: Path) -> int:
 # The last record of each pseudonym wins (its position in the file is the highest). The fill
 # reads these rows as they come out of the sort, in pseudonym order: the order of dim_user's
 # index, which it probes as it goes.
-_LATEST_SQLITE = """
-    -- With a single MAX(), SQLite takes the other columns from the row holding the max.
-    SELECT pseudonym, MAX(position) AS position, sex, birth_year, postcode, postcode_kind,
-           postcode_token
-    FROM stg_user GROUP BY pseudonym
-"""
-_LATEST_POSTGRES = """
-    SELECT DISTINCT ON (pseudonym) pseudonym, position, sex, birth_year, postcode, postcode_kind,
-           postcode_token
-    FROM stg_user ORDER BY pseudonym, position DESC
-"""
+_LATEST_COLUMNS = ("sex", "birth_year", "postcode", "postcode_kind", "postcode_token")
 
 # The lookup rows of the snapshot's distinct full postcodes, read in postcode order. Users
 # are then matched against this small table instead of probing the 2.7-million-row lookup
@@ -93,19 +77,11 @@ _FILL_POSTCODES = """
 """
 
 # A user new to the warehouse gets their user_id in the fill, next in line after every known
-# one: on SQLite from stg_snapshot's AUTOINCREMENT key, whose sequence starts at the largest
-# user_id (so new users are numbered in pseudonym order, the order they are read in); on
-# PostgreSQL from dim_user's own sequence. Their dim_user rows are then inserted with those
-# ids. Sex and birth year are type 1 attributes: the fill flags known users whose values
-# changed, and only those are updated.
-_NEW_USER_ID = {
-    "sqlite": "NULL",
-    "postgresql": "nextval(pg_get_serial_sequence('dim_user', 'user_id'))",
-}
-_START_SQLITE_KEYS = """
-    INSERT INTO temp.sqlite_sequence (name, seq)
-    SELECT 'stg_snapshot', COALESCE(MAX(user_id), 0) FROM dim_user
-"""
+# one (the backend's numbered key: on SQLite stg_snapshot's AUTOINCREMENT key, whose sequence
+# starts at the largest user_id, so new users are numbered in pseudonym order, the order they
+# are read in; on PostgreSQL dim_user's own sequence). Their dim_user rows are then inserted
+# with those ids. Sex and birth year are type 1 attributes: the fill flags known users whose
+# values changed, and only those are updated.
 _INSERT_NEW_USERS = """
     INSERT INTO dim_user (user_id, pseudonym, sex, birth_year, first_run_id)
     SELECT s.user_id, s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_snapshot s
@@ -129,7 +105,7 @@ _SNAPSHOT_COLUMNS = (
     "postcode_district VARCHAR(4), postcode_token VARCHAR(32), sex VARCHAR(1) NOT NULL, "
     "birth_year INTEGER, attributes_changed SMALLINT NOT NULL, pseudonym VARCHAR(64)"
 )
-# What the warehouse keeps of a postcode at each location precision (SPEC §3, issue 8): the
+# What the warehouse keeps of a postcode at each location precision (README, "Privacy design"): the
 # staged postcode is full; it locates the user here and is then coarsened or dropped.
 _KEPT_POSTCODE = {
     LocationPrecision.POSTCODE: "s.postcode",
@@ -248,7 +224,7 @@ def merge_snapshot(
 
     ``precision`` decides what is kept of each postcode (the authority is always kept).
     """
-    postgres = is_postgres(conn)
+    backend = backend_for(conn)
     at = {"t": as_of, "run_id": run_id}
     with bulk_work(conn):
         analyze_temp_table(conn, "stg_user")
@@ -256,15 +232,12 @@ def merge_snapshot(
         conn.execute(text(_FILL_POSTCODES))
         analyze_temp_table(conn, "stg_postcode")
 
-        key = "BIGINT PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
-        id_type = "BIGINT" if postgres else "INTEGER"
-        create_temp_table(conn, "stg_snapshot", _SNAPSHOT_COLUMNS.format(key=key, id_type=id_type))
-        if not postgres:
-            conn.execute(text("DELETE FROM temp.sqlite_sequence WHERE name = 'stg_snapshot'"))
-            conn.execute(text(_START_SQLITE_KEYS))
+        columns = _SNAPSHOT_COLUMNS.format(key=backend.numbered_key, id_type=backend.id_type)
+        create_temp_table(conn, "stg_snapshot", columns)
+        backend.start_numbering(conn, "stg_snapshot", "dim_user", "user_id")
         fill = _FILL_SNAPSHOT.format(
-            latest=_LATEST_POSTGRES if postgres else _LATEST_SQLITE,
-            new_user_id=_NEW_USER_ID[conn.dialect.name],
+            latest=backend.latest_per_key("stg_user", "pseudonym", "position", _LATEST_COLUMNS),
+            new_user_id=backend.next_number("dim_user", "user_id"),
             kept_postcode=_KEPT_POSTCODE[LocationPrecision(precision)],
             district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
         )

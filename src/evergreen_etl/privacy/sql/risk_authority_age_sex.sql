@@ -1,17 +1,11 @@
 -- k-anonymity over (local authority x age band x sex) for the users whose address was valid at
 -- the as-of time. One row: number of equivalence classes, the smallest class (k), users in
--- classes smaller than the threshold, and users alone in their class.
+-- classes smaller than the threshold, and users alone in their class. The age band is the
+-- reports' (the shared fragment 'age_band' in warehouse/sql/fragments.sql).
 WITH people AS (
     SELECT a.local_authority_code AS area,
            u.sex AS sex,
-           CASE
-               WHEN u.birth_year IS NULL THEN 'unknown'
-               WHEN :as_of_year - u.birth_year < 18 THEN '0-17'
-               WHEN :as_of_year - u.birth_year < 30 THEN '18-29'
-               WHEN :as_of_year - u.birth_year < 45 THEN '30-44'
-               WHEN :as_of_year - u.birth_year < 65 THEN '45-64'
-               ELSE '65+'
-           END AS age_band
+           {{ age_band }} AS age_band
     FROM user_address AS a
     JOIN dim_user AS u ON u.user_id = a.user_id
     WHERE a.valid_from <= :as_of

@@ -7,12 +7,7 @@
 -- :boundaries as in users_by_local_authority.sql: under 'current', a move between two
 -- districts that merged is no move.
 WITH authority AS (
-    SELECT supplied.code                       AS supplied_code,
-           COALESCE(today.code, supplied.code) AS code,
-           COALESCE(today.name, supplied.name) AS name
-    FROM dim_local_authority AS supplied
-    LEFT JOIN dim_local_authority AS today
-      ON :boundaries = 'current' AND today.code = supplied.current_code
+    {{ authority }}
 ),
 at_start AS (
     SELECT a.user_id, la.code, la.name

@@ -1,12 +1,7 @@
 -- Distinct users by country of the UK at :as_of (see users_by_local_authority.sql for :as_of
 -- and :boundaries). Users located as UNKNOWN count under UNKNOWN.
 WITH authority AS (
-    SELECT supplied.code                                        AS supplied_code,
-           COALESCE(today.country_code, supplied.country_code) AS country_code,
-           COALESCE(today.country_name, supplied.country_name) AS country_name
-    FROM dim_local_authority AS supplied
-    LEFT JOIN dim_local_authority AS today
-      ON :boundaries = 'current' AND today.code = supplied.current_code
+    {{ authority }}
 ),
 located AS (
     SELECT a.user_id,

@@ -6,14 +6,10 @@
 -- opens rows at one instant, and one current row per user is a unique index), so at most one
 -- row per user is valid at any time; COUNT(DISTINCT) would sort a million ids to find that.
 -- :boundaries is 'supplied' (the lookup's own authority codes) or 'current' (abolished codes
--- mapped to the authority that holds their area today, dim_local_authority.current_code).
+-- mapped to the authority that holds their area today): the shared fragment 'authority'
+-- (warehouse/sql/fragments.sql) maps each supplied code.
 WITH authority AS (
-    SELECT supplied.code                       AS supplied_code,
-           COALESCE(today.code, supplied.code) AS code,
-           COALESCE(today.name, supplied.name) AS name
-    FROM dim_local_authority AS supplied
-    LEFT JOIN dim_local_authority AS today
-      ON :boundaries = 'current' AND today.code = supplied.current_code
+    {{ authority }}
 ),
 -- Rows are counted per supplied code first, so that the join and the grouping by name see a
 -- few hundred counts instead of a million rows.

@@ -3,14 +3,7 @@
 -- Ireland counts under its country, as in ONS's own region-level tables. Users located as
 -- UNKNOWN (and authorities the reference table does not know) count under UNKNOWN.
 WITH authority AS (
-    SELECT supplied.code                                  AS supplied_code,
-           COALESCE(today.region_code, today.country_code,
-                    supplied.region_code, supplied.country_code) AS region_code,
-           COALESCE(today.region_name, today.country_name,
-                    supplied.region_name, supplied.country_name) AS region_name
-    FROM dim_local_authority AS supplied
-    LEFT JOIN dim_local_authority AS today
-      ON :boundaries = 'current' AND today.code = supplied.current_code
+    {{ authority }}
 ),
 located AS (
     SELECT a.user_id,

@@ -1,28 +1,17 @@
 -- Distinct users by sex and age band within each local authority at :as_of (see
 -- users_by_local_authority.sql for :as_of and :boundaries).
 -- Only the birth year is kept, so age is the age reached during the as-of year:
--- :as_of_year - birth_year. A missing birth year, or one after the as-of year, is 'unknown'.
+-- :as_of_year - birth_year. A missing birth year, or one after the as-of year, is 'unknown'
+-- (the shared fragment 'age_band' in warehouse/sql/fragments.sql).
 WITH authority AS (
-    SELECT supplied.code                       AS supplied_code,
-           COALESCE(today.code, supplied.code) AS code,
-           COALESCE(today.name, supplied.name) AS name
-    FROM dim_local_authority AS supplied
-    LEFT JOIN dim_local_authority AS today
-      ON :boundaries = 'current' AND today.code = supplied.current_code
+    {{ authority }}
 ),
 located AS (
     SELECT a.user_id,
            la.code AS local_authority_code,
            la.name AS local_authority_name,
            u.sex,
-           CASE
-             WHEN u.birth_year IS NULL OR u.birth_year > :as_of_year THEN 'unknown'
-             WHEN :as_of_year - u.birth_year < 18 THEN '0-17'
-             WHEN :as_of_year - u.birth_year < 30 THEN '18-29'
-             WHEN :as_of_year - u.birth_year < 45 THEN '30-44'
-             WHEN :as_of_year - u.birth_year < 65 THEN '45-64'
-             ELSE '65+'
-           END AS age_band
+           {{ age_band }} AS age_band
     FROM user_address AS a
     JOIN dim_user AS u ON u.user_id = a.user_id
     JOIN authority AS la ON la.supplied_code = a.local_authority_code

@@ -2,7 +2,7 @@
 
 Two runs on one ``DATA_DIR`` would otherwise interleave their stages: one run's load could
 read the staged users another run has just written, paired with its own summary and snapshot
-time. ``run`` holds an advisory lock on ``DATA_DIR/.run.lock`` from its extract to its
+time. ``run`` holds an advisory lock on ``DataDir.run_lock`` from its extract to its
 report. A second run waits for it, like a second load waits for the load lock, and gives up
 with a clear error (exit 5) after ``LOCK_WAIT_SECONDS``. The lock is re-entrant within a
 thread, and the operating system releases it when the process ends, however it ends.
@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from evergreen_etl.datadir.layout import DataDir
+from evergreen_etl.datadir.modes import PRIVATE_FILE, private_dir
 from evergreen_etl.errors import ConcurrentLoadError
-from evergreen_etl.file_modes import PRIVATE_FILE, private_dir
 from evergreen_etl.settings import Settings
 
-__all__ = ["LOCK_NAME", "LOCK_WAIT_SECONDS", "data_dir_lock", "holding_data_dir"]
+__all__ = ["LOCK_WAIT_SECONDS", "data_dir_lock", "holding_data_dir"]
 
-LOCK_NAME = ".run.lock"
 LOCK_WAIT_SECONDS = 30.0
 _POLL_SECONDS = 0.1
 _held = threading.local()
@@ -55,7 +55,7 @@ def data_dir_lock(data_dir: Path, *, wait: float | None = None) -> Iterator[None
     if sys.platform == "win32":  # pragma: no cover - POSIX advisory locks only
         yield
         return
-    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    fd = os.open(DataDir(data_dir).run_lock, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
         os.fchmod(fd, PRIVATE_FILE)
         _acquire(fd, data_dir, LOCK_WAIT_SECONDS if wait is None else wait)

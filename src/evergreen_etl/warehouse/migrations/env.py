@@ -7,6 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from evergreen_etl.settings import load_settings
+from evergreen_etl.warehouse.dialect import backend_for
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.schema import metadata
 
@@ -37,7 +38,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=metadata,
             compare_type=True,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=backend_for(connection).batch_migrations,
             transactional_ddl=True,
         )
         with context.begin_transaction():

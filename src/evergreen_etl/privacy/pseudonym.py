@@ -17,11 +17,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evergreen_etl.datadir.modes import PRIVATE_FILE, private_dir
 from evergreen_etl.errors import ConfigurationError
-from evergreen_etl.file_modes import PRIVATE_FILE, private_dir
 from evergreen_etl.settings import Settings, validate_key_text
 
-log = logging.getLogger("evergreen_etl.anonymise")
+log = logging.getLogger(__name__)
 
 # No whitespace and no lone surrogates (legal as JSON escapes, but not text: no UTF-8).
 _PART = r"[^@\s\ud800-\udfff]"

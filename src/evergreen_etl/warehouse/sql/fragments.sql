@@ -1,0 +1,39 @@
+-- Pieces of SQL that several queries share, each written once. A query under report/sql or
+-- privacy/sql names one as {{ name }}; the package's SQL loader puts the fragment's text in
+-- its place (indented to match) before the query runs, so every query reads whole here and
+-- in the package's read_sql(). Each fragment begins at its "-- fragment: NAME" line.
+
+-- fragment: authority
+-- Each authority code the lookup supplies, with the authority, region and country its users
+-- count under. :boundaries is 'supplied' (the lookup's own codes) or 'current' (an abolished
+-- code mapped to the authority that holds its area today, dim_local_authority.current_code).
+-- ONS regions cover England only: in Wales, Scotland and Northern Ireland the region is the
+-- country, as in ONS's own region-level tables. Use it as a CTE body:
+-- WITH authority AS (...) ... JOIN authority AS la ON la.supplied_code = a.local_authority_code
+SELECT supplied.code                                            AS supplied_code,
+       COALESCE(today.code, supplied.code)                      AS code,
+       COALESCE(today.name, supplied.name)                      AS name,
+       COALESCE(today.region_code, today.country_code,
+                supplied.region_code, supplied.country_code)    AS region_code,
+       COALESCE(today.region_name, today.country_name,
+                supplied.region_name, supplied.country_name)    AS region_name,
+       COALESCE(today.country_code, supplied.country_code)      AS country_code,
+       COALESCE(today.country_name, supplied.country_name)      AS country_name
+FROM dim_local_authority AS supplied
+LEFT JOIN dim_local_authority AS today
+  ON :boundaries = 'current' AND today.code = supplied.current_code
+
+-- fragment: age_band
+-- The age band of dim_user AS u in the year :as_of_year. Only the birth year is kept, so age
+-- is the age reached during that year: :as_of_year - birth_year. A missing birth year, or one
+-- after the as-of year, is 'unknown'. The bands are report/results.py's AGE_BANDS; the view
+-- v_users_by_sex_age_band (migration 0002) applies the same rule to this year, and a test
+-- holds the two equal.
+CASE
+  WHEN u.birth_year IS NULL OR u.birth_year > :as_of_year THEN 'unknown'
+  WHEN :as_of_year - u.birth_year < 18 THEN '0-17'
+  WHEN :as_of_year - u.birth_year < 30 THEN '18-29'
+  WHEN :as_of_year - u.birth_year < 45 THEN '30-44'
+  WHEN :as_of_year - u.birth_year < 65 THEN '45-64'
+  ELSE '65+'
+END

@@ -1,0 +1,67 @@
+"""The package's SQL files: read ``<package>/sql/<name>.sql`` and fill in shared fragments.
+
+The report and privacy queries are plain ``.sql`` files that analysts can read and run. SQL
+that several of them share (the authority mapping, the age band) is written once, in
+``warehouse/sql/fragments.sql``, and a query names it as ``{{ name }}``: :func:`read_sql`
+returns the query with every fragment in place, :func:`sql_statement` the same without its
+comment lines, ready for the driver.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+
+__all__ = ["fragments", "read_sql", "sql_statement"]
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_FRAGMENT = re.compile(r"^-- fragment: (\w+)[ \t]*$", re.M)
+
+
+def _package_text(*parts: str) -> str:
+    return files("evergreen_etl").joinpath(*parts).read_text(encoding="utf-8")
+
+
+@cache
+def fragments() -> dict[str, str]:
+    """Every shared fragment by name, from ``warehouse/sql/fragments.sql``."""
+    pieces = _FRAGMENT.split(_package_text("warehouse", "sql", "fragments.sql"))
+    # pieces: the file's header, then name, body, name, body, ...
+    return {name: _code(body) for name, body in zip(pieces[1::2], pieces[2::2], strict=True)}
+
+
+def _code(body: str) -> str:
+    """A fragment's SQL: its text without the comment lines that document it first."""
+    lines = body.strip("\n").splitlines()
+    while lines and lines[0].lstrip().startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines)
+
+
+def _fill(sql: str, source: str) -> str:
+    known = fragments()
+
+    def replace(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in known:
+            raise ValueError(f"{source} names an unknown SQL fragment '{name}'")
+        # The fragment's later lines line up under its first, where the placeholder stood.
+        column = match.start() - (sql.rfind("\n", 0, match.start()) + 1)
+        return known[name].replace("\n", "\n" + " " * column)
+
+    return _PLACEHOLDER.sub(replace, sql)
+
+
+@cache
+def read_sql(package: str, name: str) -> str:
+    """The text of ``evergreen_etl/<package>/sql/<name>.sql``, its fragments filled in."""
+    return _fill(_package_text(package, "sql", f"{name}.sql"), f"{package}/sql/{name}.sql")
+
+
+def sql_statement(package: str, name: str) -> str:
+    """:func:`read_sql` without comment lines: a comment may mention a ``:parameter``, which
+    the driver would count as a placeholder."""
+    return "\n".join(
+        line for line in read_sql(package, name).splitlines() if not line.lstrip().startswith("--")
+    )
