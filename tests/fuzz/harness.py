@@ -140,11 +140,12 @@ def fuzz_lookup(data: bytes) -> None:
 
 def main(reader: str) -> None:
     """Fuzz ``reader`` with the profile ``HYPOTHESIS_PROFILE`` names."""
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+    profile = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
     warnings.filterwarnings("ignore", "Duplicate name")  # zips the strategies build on purpose
     logging.getLogger("evergreen_etl").addHandler(logging.NullHandler())  # warnings expected
     logging.getLogger("evergreen_etl").propagate = False
-    {"users": fuzz_users, "lookup": fuzz_lookup}[reader]()
+    test = {"users": fuzz_users, "lookup": fuzz_lookup}[reader]
+    settings(profile)(test)()
 
 
 if __name__ == "__main__":
