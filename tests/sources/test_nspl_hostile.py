@@ -16,6 +16,7 @@ from evergreen_etl.sources.nspl import (
     MAX_NAMES_BYTES,
     PostcodeLookupReader,
 )
+from fuzz import harness
 from support.sources import nspl_row, write_lookup_zip
 
 NAMES_MEMBER = "Documents/LA_UA names and codes UK as at 04_23.csv"
@@ -107,3 +108,14 @@ def test_names_rows_with_bad_codes_are_skipped_and_counted(
 
     assert names == {"E06000001": "Hartlepool"}
     assert "2 rows skipped" in caplog.text
+
+
+def test_a_lookup_ending_in_blank_lines_is_read_within_the_time_limit(tmp_path: Path) -> None:
+    """Blank lines cost one step each (found by the fuzzer: each rescanned its whole block)."""
+    content = b"pcds,laua,ctry,lat\nJG1 2WX,E06000001,,54.5\n" + b"\n" * 250_000
+    path = _zip(tmp_path / "postcodes.zip", {"nspl.csv": content})
+
+    def read() -> None:
+        assert len(list(PostcodeLookupReader(path))) == 1
+
+    assert harness.exit_status(read) == 0

@@ -338,23 +338,22 @@ class _CsvRecords:
                 line = self._lines_before + data.count(b"\n", 0, exc.start) + 1
                 raise SourceError(f"{self._name}: line {line}: not valid UTF-8") from None
 
-    def short_row(self, width: int) -> tuple[int, int] | None:
+    def short_row(self, width: int, index: int) -> tuple[int, int] | None:
         """``(line, columns)`` of the row that had fewer than ``width`` fields, None if blank.
 
-        Called when picking the fields of a row failed. In a block of split lines that row is
-        the first short line that is not blank (blank lines are skipped, and an earlier short
-        row would have been reported first).
+        Called when picking the fields of a row failed: the row ``index`` of the current
+        block of split lines (the rows before it were picked or skipped), or the row
+        ``csv.reader`` gave last. One look at that row, so blank lines cost one step each.
         """
         if self._csv_lines_before is not None:
             row = self._last
             if not row or row == [""]:
                 return None
             return self._csv_lines_before + int(self._csv.line_num), len(row)
-        for index, line in enumerate(self._block):
-            columns = line.count(",") + 1
-            if line and columns < width:
-                return self._lines_before + index + 1, columns
-        return None
+        line = self._block[index]
+        if not line:
+            return None
+        return self._lines_before + index + 1, line.count(",") + 1
 
     @property
     def line_num(self) -> int:
@@ -505,12 +504,14 @@ class PostcodeLookupReader:
             for lines in records.batches():
                 fields = map(pick, lines)
                 batch: list[tuple[str, ...]] = []
+                blank = 0
                 while True:
                     try:
                         batch.extend(fields)
                     except IndexError:  # a row with too few fields: blank, or an error
-                        short = records.short_row(width)
+                        short = records.short_row(width, len(batch) + blank)
                         if short is None:
+                            blank += 1
                             continue  # a blank line: go on with the rest of the block
                         line, found = short
                         raise SourceError(
