@@ -104,6 +104,7 @@ class LoadResult(_Frozen):
     rejected: int
     location: LocationCounts
     smallest_k: int | None = Field(None, description="k-anonymity after the load, if measured")
+    dry_run: bool = Field(False, description="True when the merge was computed and rolled back")
 
 
 Boundaries = Literal["supplied", "current"]
@@ -168,4 +169,4 @@ class RunResult(_Frozen):
     extract: ExtractResult
     anonymise: AnonymiseResult
     load: LoadResult
-    report: Report
+    report: Report | None = Field(description="None after a dry run (nothing was loaded)")
