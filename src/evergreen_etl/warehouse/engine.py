@@ -36,14 +36,14 @@ def make_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         uri = str(parsed.query.get("uri", "")).lower() == "true"
+        database = None
         if parsed.database and parsed.database != ":memory:" and not uri:
-            # Created 0600 before SQLite opens it: its WAL and SHM files take the same mode.
-            private_dir(Path(parsed.database).parent, tighten=False)
-            create_private_file(Path(parsed.database))
+            database = Path(parsed.database)
+            private_dir(database.parent, tighten=False)
         engine = create_engine(
             parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, database)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -61,7 +61,14 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, database: Path | None) -> None:
+    if database is not None:
+        # Created 0600 just before SQLite opens it (not before: a dry run must be able to tell
+        # a new file from an old one); its WAL and SHM files then take the same mode.
+        @event.listens_for(engine, "do_connect")
+        def _private_file(*_args: Any) -> None:
+            create_private_file(database)
+
     # pysqlite's own transaction handling defers BEGIN and commits around DDL; take control,
     # so that a load is one real transaction and holds the write lock from its start.
     @event.listens_for(engine, "connect")
