@@ -9,7 +9,8 @@ DATA_DIR ?= data/demo
 DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast fuzz lint format typecheck check wheel wheel-smoke bench \
+.PHONY: help install demo test test-fast test-lowest fuzz lint format typecheck check wheel wheel-smoke \
+        bench \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -31,6 +32,9 @@ test: $(STAMP) ## Run the test suite (PostgreSQL tests start their own server wh
 
 test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow packaging tests
 	$(BIN)/pytest -m "not postgres and not slow"
+
+test-lowest: ## The fast tests on the lowest dependency versions pyproject.toml allows (own venv)
+	scripts/lowest-deps.sh
 
 fuzz: $(STAMP) ## Fuzz the users and lookup readers with thousands of hostile inputs each (slow)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -q

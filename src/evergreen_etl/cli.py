@@ -18,14 +18,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from evergreen_etl.config import set_config_file
 from evergreen_etl.errors import ConfigurationError, EvergreenError
-from evergreen_etl.logs import LogFormat, configure_logging
+from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging, new_run_id
 from evergreen_etl.models import RunResult
+from evergreen_etl.observe import observing
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
 from evergreen_etl.redact import redact_text
-from evergreen_etl.report.load_counts import load_counts
-from evergreen_etl.report.render import ReportFormat, render
+from evergreen_etl.run_record import RecordOutput, RunRecorder
 from evergreen_etl.safe_text import plain
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
@@ -34,7 +35,6 @@ app = typer.Typer(
     help="Pseudonymise Evergreen's customers, keep their address history and count users "
     "by local authority.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts are plain text: "[default: ...]" is shown as written
 )
@@ -92,6 +92,9 @@ Disclosure = Annotated[
         "other counts to 5 (NHS England's rule); 'min-count' needs --min-count.",
     ),
 ]
+# The report formats (report.render.ReportFormat), named here so that `--help` does not import
+# the report package and SQLAlchemy with it.
+ReportFormat = Literal["table", "csv", "json"]
 Format = Annotated[ReportFormat, typer.Option("--format", help="Output format.")]
 MaxRejectRate = Annotated[
     float | None,
@@ -154,6 +157,42 @@ DryRun = Annotated[
 AutoUpgrade = Annotated[
     bool, typer.Option("--auto-upgrade", help="Migrate an out-of-date warehouse schema first.")
 ]
+SummaryJson = Annotated[
+    Path | None,
+    typer.Option(
+        "--summary-json",
+        dir_okay=False,
+        help="Write the run record (run id, stage timings, counts, checksums, as-of, "
+        "changed, exit status) to this JSON file, however the command ends.",
+    ),
+]
+MetricsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        dir_okay=False,
+        help="Write the run's metrics in Prometheus text format (node_exporter textfile "
+        "collector); needs evergreen-etl[metrics].",
+    ),
+]
+LineageUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--lineage-url",
+        help="Send OpenLineage events to this receiver (e.g. Marquez) [default: "
+        "$OPENLINEAGE_URL]; needs evergreen-etl[lineage].",
+        show_default=False,
+    ),
+]
+LineageFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--lineage-file",
+        dir_okay=False,
+        help="Append OpenLineage events to this file, one JSON per line; needs "
+        "evergreen-etl[lineage].",
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 LogFormatOption = Annotated[
@@ -163,37 +202,63 @@ LogFormatOption = Annotated[
 
 @contextmanager
 def _command(
-    debug: bool = False, quiet: bool = False, log_format: LogFormat = "text"
-) -> Iterator[None]:
-    """Set up logging; turn our errors into a one-line message and an exit status."""
+    debug: bool = False,
+    quiet: bool = False,
+    log_format: LogFormat = "text",
+    *,
+    record: RecordOutput | None = None,
+) -> Iterator[str]:
+    """Set up logging and a run id; turn our errors into a one-line message and an exit status.
+
+    With ``record``, the run record is written (and/or printed) however the command ends.
+    """
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     configure_logging(level=level, fmt=log_format)
-    try:
-        yield
-        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
-    except EvergreenError as exc:
-        if debug:
-            traceback.print_exc()
-        _error(str(exc))
-        if exc.hint:
-            _err.print(_message(f"hint: {exc.hint}"), highlight=False, soft_wrap=True)
-        raise typer.Exit(code=exc.exit_code) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _error(f"invalid setting: {problems}")
-        raise typer.Exit(code=ConfigurationError.exit_code) from None
-    except KeyboardInterrupt:
-        _err.print("interrupted")
-        raise typer.Exit(code=130) from None
-    except BrokenPipeError:
-        _stdout_gone()
-        raise typer.Exit(code=BROKEN_PIPE_EXIT) from None
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        # The type only: an unexpected exception's text might quote input data.
-        _error(f"unexpected {type(exc).__name__}; rerun with --debug for details")
-        raise typer.Exit(code=_UNEXPECTED_EXIT) from None
+    code, message = 0, None
+    with bound_run_id(record.recorder.run_id if record else None) as run_id:
+        try:
+            if record is not None:
+                record.prepare()
+            with observing(*(record.observers() if record else ())):
+                yield run_id
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        except EvergreenError as exc:
+            if debug:
+                traceback.print_exc()
+            code, message = exc.exit_code, str(exc)
+            _error(message)
+            if exc.hint:
+                _err.print(_message(f"hint: {exc.hint}"), highlight=False, soft_wrap=True)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            code, message = ConfigurationError.exit_code, f"invalid setting: {problems}"
+            _error(message)
+        except KeyboardInterrupt:
+            code, message = 130, "interrupted"
+            _err.print("interrupted")
+        except BrokenPipeError:
+            _stdout_gone()
+            code, message = BROKEN_PIPE_EXIT, "stdout was closed"
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            # The type only: an unexpected exception's text might quote input data.
+            code = _UNEXPECTED_EXIT
+            message = f"unexpected {type(exc).__name__}; rerun with --debug for details"
+            _error(message)
+        if record is not None:
+            try:
+                record.emit(code, message)
+            except OSError as exc:
+                _error(
+                    f"cannot write the run record to {record.path}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                )
+                code = code or 1
+    if code:
+        raise typer.Exit(code=code)
 
 
 def _message(text: str) -> Text:
@@ -278,8 +343,18 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            dir_okay=False,
+            help="Settings file (TOML) [default: $EVERGREEN_CONFIG, else ./evergreen.toml].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Pseudonymise customers, keep their address history, count users by authority."""
+    set_config_file(config)
 
 
 @app.command()
@@ -333,6 +408,10 @@ def load(
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="Output format of --dry-run's counts.")
     ] = "table",
+    summary_json: SummaryJson = None,
+    metrics_file: MetricsFile = None,
+    lineage_url: LineageUrl = None,
+    lineage_file: LineageFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -342,8 +421,11 @@ def load(
     Prints the result as JSON; with --dry-run, the counts of the merge it would do.
     """
     from evergreen_etl.load import load as load_snapshot
+    from evergreen_etl.logs import timed_stage
 
-    with _command(debug, quiet, log_format):
+    recorder = RunRecorder("load", new_run_id())
+    output = RecordOutput(recorder, summary_json, False, metrics_file, lineage_url, lineage_file)
+    with _command(debug, quiet, log_format, record=output) as run_id:
         settings = _settings(
             data_dir=data_dir,
             database_url=database_url,
@@ -352,16 +434,22 @@ def load(
             location_precision=location_precision,
             max_left_rate=max_left_rate,
         )
-        result = load_snapshot(
-            settings,
-            as_of=_as_of(as_of),
-            absent=absent,
-            auto_upgrade=auto_upgrade,
-            progress=not quiet,
-            dry_run=dry_run,
-            allow_future=allow_future,
-        )
+        output.bind(settings)
+        with timed_stage("load", run_id) as out:
+            result = load_snapshot(
+                settings,
+                as_of=_as_of(as_of),
+                absent=absent,
+                auto_upgrade=auto_upgrade,
+                progress=not quiet,
+                dry_run=dry_run,
+                allow_future=allow_future,
+            )
+            out.append(result)
         if dry_run:
+            from evergreen_etl.report.load_counts import load_counts
+            from evergreen_etl.report.render import render
+
             sys.stdout.write(render(load_counts(result), fmt))
         else:
             typer.echo(result.model_dump_json(indent=2))
@@ -401,8 +489,25 @@ HtmlOut = Annotated[
         "--html", dir_okay=False, help="Also write one self-contained page: table, chart, map."
     ),
 ]
+WithMetadata = Annotated[
+    bool,
+    typer.Option(
+        "--with-metadata",
+        help="With --format json: an object with as-of, rule, boundary basis, lookup version, "
+        "generated-at and package version around the rows (plain JSON is the list of rows).",
+    ),
+]
 PngOut = Annotated[
-    Path | None, typer.Option("--png", dir_okay=False, help="Also write the bar chart as PNG.")
+    Path | None,
+    typer.Option(
+        "--png",
+        dir_okay=False,
+        help="Also write the bar chart as PNG (matplotlib: needs evergreen-etl[charts]).",
+    ),
+]
+SvgOut = Annotated[
+    Path | None,
+    typer.Option("--svg", dir_okay=False, help="Also write the bar chart as a standalone SVG."),
 ]
 
 
@@ -421,13 +526,15 @@ def report(
     disclosure: Disclosure = None,
     html: HtmlOut = None,
     png: PngOut = None,
+    svg: SvgOut = None,
+    with_metadata: WithMetadata = False,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
 ) -> None:
     """Distinct users by local authority, now or --as-of a past time; other analyses by NAME."""
     from evergreen_etl.report import HEADLINE, analysis, write_pictures
     from evergreen_etl.report import list_reports as catalogue
-    from evergreen_etl.report.render import render_list
+    from evergreen_etl.report.render import render, render_list
 
     def moment(option: str, value: str | None) -> datetime | None:
         try:
@@ -439,6 +546,12 @@ def report(
         if list_reports:
             sys.stdout.write(render_list(catalogue()))
             return
+        if with_metadata and fmt != "json":
+            raise ConfigurationError("--with-metadata needs --format json")
+        if png is not None:
+            from evergreen_etl.report.chart_png import require_matplotlib
+
+            require_matplotlib()
         settings = _settings(data_dir=data_dir, database_url=database_url)
         rule = disclosure_rule(disclosure, min_count)
         result = analysis(
@@ -450,8 +563,14 @@ def report(
             boundaries=boundaries,
             disclosure=rule,
         )
-        sys.stdout.write(render(result, fmt))
-        for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
+        if with_metadata:
+            from evergreen_etl.report.metadata import render_with_metadata
+
+            sys.stdout.write(render_with_metadata(result))
+        else:
+            sys.stdout.write(render(result, fmt))
+        pictures = write_pictures(settings, result, html=html, png=png, svg=svg, disclosure=rule)
+        for path in pictures:
             _err.print(_message(f"wrote {path}"), highlight=False)
 
 
@@ -473,6 +592,10 @@ def run(
     max_left_rate: MaxLeftRate = None,
     allow_future: AllowFuture = False,
     dry_run: DryRun = False,
+    summary_json: SummaryJson = None,
+    metrics_file: MetricsFile = None,
+    lineage_url: LineageUrl = None,
+    lineage_file: LineageFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -480,10 +603,18 @@ def run(
     """Extract, anonymise, load and report, in order; the report goes to stdout.
 
     With --dry-run the load is rolled back and its counts go to stdout instead.
+
+    With --format json, stdout is the run record (as --summary-json writes it), the report's
+    rows under "report".
     """
     from evergreen_etl.pipeline import run as run_pipeline
+    from evergreen_etl.report.render import render
 
-    with _command(debug, quiet, log_format):
+    recorder = RunRecorder("run", new_run_id())
+    output = RecordOutput(
+        recorder, summary_json, fmt == "json", metrics_file, lineage_url, lineage_file
+    )
+    with _command(debug, quiet, log_format, record=output):
         settings = _settings(
             data_dir=data_dir,
             database_url=database_url,
@@ -494,6 +625,7 @@ def run(
             location_precision=location_precision,
             max_left_rate=max_left_rate,
         )
+        output.bind(settings)
         result = run_pipeline(
             settings,
             as_of=_as_of(as_of),
@@ -506,7 +638,11 @@ def run(
         )
         if not quiet and log_format == "text":  # JSON logs carry the same counts per stage
             _print_summary(result)
+        if fmt == "json":
+            return  # the JSON is the run record, written when the command ends
         if result.report is None:
+            from evergreen_etl.report.load_counts import load_counts
+
             sys.stdout.write(render(load_counts(result.load), fmt))
         else:
             sys.stdout.write(render(result.report, fmt))
@@ -529,6 +665,7 @@ def demo(
 ) -> None:
     """Generate realistic sample sources (no network) and run the job on each snapshot."""
     from evergreen_etl.pipeline import demo as run_demo
+    from evergreen_etl.report.render import render
 
     with _command(debug, quiet, log_format):
         settings = _settings(data_dir=data_dir, database_url=database_url)
@@ -653,6 +790,7 @@ def risk(
 ) -> None:
     """Re-identification risk: k-anonymity over quasi-identifier sets (no personal data)."""
     from evergreen_etl.privacy.risk import risk_report
+    from evergreen_etl.report.render import render
 
     with _command(debug, True):
         settings = _settings(data_dir=data_dir, database_url=database_url)
@@ -660,10 +798,48 @@ def risk(
         sys.stdout.write(render(result, fmt))
 
 
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    fmt: Annotated[
+        Literal["table", "json"], typer.Option("--format", help="Output format.")
+    ] = "table",
+    debug: Debug = False,
+) -> None:
+    """The warehouse at a glance: URL (password hidden), schema, snapshots, key, last run."""
+    from evergreen_etl.status import render_status, warehouse_status
+
+    with _command(debug, True):
+        result = warehouse_status(_settings(data_dir=data_dir, database_url=database_url))
+        if fmt == "json":
+            typer.echo(result.model_dump_json(indent=2))
+        else:
+            sys.stdout.write(render_status(result))
+
+
+config_app = typer.Typer(
+    help="Settings: options > environment > .env > config file > defaults.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, debug: Debug = False
+) -> None:
+    """Print every effective setting with where it came from (secrets hidden)."""
+    from evergreen_etl.config import render_settings
+
+    with _command(debug, True):
+        sys.stdout.write(render_settings({"data_dir": data_dir, "database_url": database_url}))
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also ``python -m evergreen_etl``, under the same name, so
+    that shell completion answers either way)."""
     try:
-        app()
+        app(prog_name="evergreen-etl")
     except SystemExit:
         # Typer's own output (--help, usage errors) meeting a closed pipe exits 1 after
         # swapping stdout for a wrapper that swallows the error: report it as ours do.

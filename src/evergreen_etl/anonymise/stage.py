@@ -31,6 +31,7 @@ from evergreen_etl.progress import Progress
 from evergreen_etl.safe_text import csv_writer
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.users import UsersReader
+from evergreen_etl.times import json_default
 from evergreen_etl.workers import WorkerBatches
 
 __all__ = ["PARALLEL_MIN_BYTES", "anonymise", "rule_files"]
@@ -125,7 +126,7 @@ def _summary_text(
         "anonymised_at": datetime.now(UTC),
         "staged_from": fingerprint,
     }
-    return json.dumps(summary, indent=2, default=str) + "\n"
+    return json.dumps(summary, indent=2, default=json_default) + "\n"
 
 
 def rule_files() -> list[Path]:
