@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from evergreen_etl.redact import redact_text, redact_url
 
 PRESIGNED = (
@@ -48,3 +50,23 @@ def test_urls_inside_text_are_redacted() -> None:
 def test_unparseable_url_is_hidden_whole() -> None:
     """A URL that cannot be parsed is not shown at all rather than shown unredacted."""
     assert redact_url("http://[::1/?sig=abc") == "***"
+
+
+def test_config_and_status_use_the_same_redaction() -> None:
+    """`config show` and `status` hide a presigned URL's secrets too, and keep sslmode."""
+    from evergreen_etl.config import redact_url as config_redact_url
+
+    assert config_redact_url(PRESIGNED) == redact_url(PRESIGNED)
+    assert not any(secret in config_redact_url(PRESIGNED) for secret in SECRETS)
+    assert config_redact_url("https://h.test/u.json?sig=abc") == "https://h.test/u.json?sig=***"
+    assert config_redact_url("postgresql://u:p@db/w?sslmode=require") == (
+        "postgresql://u:***@db/w?sslmode=require"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////tmp/w.db", "file:///srv/users.json", "https://h.test/a%20b.json#x"]
+)
+def test_urls_without_secrets_are_kept_as_written(url: str) -> None:
+    """A URL with nothing to hide comes back byte for byte."""
+    assert redact_url(url) == url

@@ -10,13 +10,14 @@ except the parameters in ``ALLOWED_QUERY_PARAMETERS``, which say nothing secret.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["ALLOWED_QUERY_PARAMETERS", "REDACTED", "redact_text", "redact_url"]
 
 REDACTED = "***"
-# Lower-cased. Harmless and useful when a download fails: the format asked for, and when a
-# presigned URL was signed and for how long (an expired URL answers 403).
+# Lower-cased. Harmless and useful when something fails: the format asked for, when a
+# presigned URL was signed and for how long (an expired URL answers 403), and how a database
+# connection is made (libpq's and SQLite's connection options, never a password).
 ALLOWED_QUERY_PARAMETERS = frozenset(
     {
         "format",
@@ -26,6 +27,12 @@ ALLOWED_QUERY_PARAMETERS = frozenset(
         "x-amz-date",
         "x-amz-expires",
         "x-amz-signedheaders",
+        "sslmode",
+        "connect_timeout",
+        "application_name",
+        "target_session_attrs",
+        "uri",
+        "mode",
     }
 )
 # A URL inside free text: a scheme, "://", then everything up to a space or a quote.
@@ -33,18 +40,23 @@ _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password and every query value not on the allow-list replaced."""
+    """``url`` with its password and every query value not on the allow-list replaced.
+
+    The rest of the URL is kept exactly as written (``sqlite:////abs/path`` stays so).
+    """
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:  # not parseable as a URL (a bad port, say): show nothing of it
         return REDACTED
+    shown = url
     if password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        parts = parts._replace(netloc=f"{parts.username or ''}:{REDACTED}@{host}")
+        userinfo = parts.netloc.rpartition("@")[0]
+        shown = shown.replace(f"{userinfo}@", f"{parts.username or ''}:{REDACTED}@", 1)
     if parts.query:
-        parts = parts._replace(query="&".join(map(_redact_parameter, parts.query.split("&"))))
-    return urlunsplit(parts)
+        query = "&".join(map(_redact_parameter, parts.query.split("&")))
+        shown = shown.replace(f"?{parts.query}", f"?{query}", 1)
+    return shown
 
 
 def _redact_parameter(parameter: str) -> str:
