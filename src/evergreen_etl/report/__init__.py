@@ -19,7 +19,6 @@ from evergreen_etl.report.catalog import (
     REPORTS,
     ReportSpec,
     get_spec,
-    published,
     read_sql,
     run_sql,
 )
@@ -32,6 +31,7 @@ from evergreen_etl.report.disclosure import (
     rule_for,
 )
 from evergreen_etl.report.html import render_html
+from evergreen_etl.report.publication import publish_report
 from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
@@ -119,7 +119,15 @@ def analysis(
     parameters.update(from_time=start, to_time=moment)
     with open_warehouse(settings, engine) as eng:
         raw = run_sql(eng, spec.sql, parameters, spec.result_types)
-    return published(spec, raw, disclosure, as_of=moment, from_time=start, boundaries=boundaries)
+        return publish_report(
+            eng,
+            spec,
+            raw,
+            rule=disclosure,
+            as_of=moment,
+            from_time=start,
+            boundaries=boundaries,
+        )
 
 
 def pictures(
