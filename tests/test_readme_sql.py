@@ -25,9 +25,16 @@ VIEW_REPORTS = {
 _LITERAL = re.compile(r"'(\d{4}-\d\d-\d\d[^']*)'")
 
 
+# The sections whose SQL is for "a plain SQL client" of either backend (the PostgreSQL section's
+# role grants are PostgreSQL's own).
+PLAIN_SQL_SECTIONS = ("The warehouse", "Analyses")
+
+
 def _statements() -> list[str]:
-    """Every SQL statement of the README's ```sql blocks, comments taken out."""
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    """Every SQL statement of the plain-SQL sections' ```sql blocks, comments taken out."""
+    sections = README.read_text(encoding="utf-8").split("\n## ")
+    text = "\n".join(part for part in sections if part.startswith(PLAIN_SQL_SECTIONS))
+    blocks = re.findall(r"```sql\n(.*?)```", text, re.S)
     text = "\n".join(line.split("--")[0] for block in blocks for line in block.splitlines())
     return [" ".join(part.split()) for part in text.split(";") if part.strip()]
 
