@@ -10,7 +10,7 @@ DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast test-lowest fuzz lint format typecheck check wheel wheel-smoke \
-        bench \
+        bench test-properties bench-history \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -32,6 +32,10 @@ test: $(STAMP) ## Run the test suite (PostgreSQL tests start their own server wh
 
 test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow packaging tests
 	$(BIN)/pytest -m "not postgres and not slow"
+
+test-properties: $(STAMP) ## The any-order history property test with 500 examples on each backend
+	EVERGREEN_PROPERTY_EXAMPLES=500 EVERGREEN_PROPERTY_EXAMPLES_POSTGRES=500 \
+		$(BIN)/pytest tests/properties -q
 
 test-lowest: ## The fast tests on the lowest dependency versions pyproject.toml allows (own venv)
 	scripts/lowest-deps.sh
@@ -61,6 +65,10 @@ wheel-smoke: wheel ## Install the wheel into a fresh virtualenv outside the repo
 
 bench: $(STAMP) ## Benchmarks at national scale (see benchmarks/README.md)
 	$(BIN)/python benchmarks/run.py --repeat 3
+	$(BIN)/python benchmarks/history.py
+
+bench-history: $(STAMP) ## Only the correcting-history benchmark (12 monthly snapshots, a late one)
+	$(BIN)/python benchmarks/history.py
 
 docker-build: ## Build the container image (needs a Docker engine)
 	docker build -t evergreen-etl:latest .

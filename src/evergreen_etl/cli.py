@@ -18,6 +18,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from evergreen_etl.cli_history import (
+    REVISIONS,
+    AsKnownAt,
+    Replace,
+    Since,
+    add_history_commands,
+    known_at_option,
+    revisions_command,
+)
 from evergreen_etl.config import set_config_file
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging, new_run_id
@@ -399,6 +408,7 @@ def load(
     database_url: DatabaseUrl = None,
     as_of: AsOf = None,
     absent: Absent = "close",
+    replace: Replace = False,
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
@@ -417,10 +427,9 @@ def load(
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2).
-
-    Prints the result as JSON; with --dry-run, the counts of the merge it would do.
-    """
+    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2); an
+    older snapshot goes in its place in time. Prints the result as JSON; with --dry-run, the
+    counts of the merge it would do."""
     from evergreen_etl.load import load as load_snapshot
     from evergreen_etl.logs import timed_stage
 
@@ -444,6 +453,7 @@ def load(
                 auto_upgrade=auto_upgrade,
                 progress=not quiet,
                 dry_run=dry_run,
+                replace=replace,
                 allow_future=allow_future,
             )
             out.append(result)
@@ -527,12 +537,17 @@ def report(
     disclosure: Disclosure = None,
     html: HtmlOut = None,
     png: PngOut = None,
+    as_known_at: AsKnownAt = None,
+    since: Since = None,
     svg: SvgOut = None,
     with_metadata: WithMetadata = False,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Distinct users by local authority, now or --as-of a past time; other analyses by NAME."""
+    """Distinct users by local authority, now or --as-of a past time; other analyses by NAME.
+
+    `report revisions --as-of T --since RUN_ID`: counts at T as known after RUN_ID, and now.
+    """
     from evergreen_etl.report import HEADLINE, analysis, write_pictures
     from evergreen_etl.report import list_reports as catalogue
     from evergreen_etl.report.render import render, render_list
@@ -554,6 +569,11 @@ def report(
 
             require_matplotlib()
         settings = _settings(data_dir=data_dir, database_url=database_url)
+        if name == REVISIONS:
+            revisions_command(settings, moment("--as-of", as_of), since, fmt)
+            return
+        if since is not None:
+            raise ConfigurationError(f"--since applies to '{REVISIONS}' only")
         rule = disclosure_rule(disclosure, min_count)
         result = analysis(
             settings,
@@ -563,6 +583,7 @@ def report(
             to_time=moment("--to", to_time),
             boundaries=boundaries,
             disclosure=rule,
+            as_known_at=known_at_option("--as-known-at", as_known_at),
         )
         if with_metadata:
             from evergreen_etl.report.metadata import render_with_metadata
@@ -583,6 +604,7 @@ def run(
     postcodes_url: PostcodesUrl = None,
     as_of: AsOf = None,
     absent: Absent = "close",
+    replace: Replace = False,
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
@@ -634,6 +656,7 @@ def run(
             disclosure=disclosure_rule(disclosure, min_count),
             max_reject_rate=max_reject_rate,
             progress=not quiet,
+            replace=replace,
             dry_run=dry_run,
             allow_future=allow_future,
         )
@@ -932,3 +955,6 @@ def main() -> None:
     except BrokenPipeError:
         _stdout_gone()
         raise SystemExit(BROKEN_PIPE_EXIT) from None
+
+
+add_history_commands(app)

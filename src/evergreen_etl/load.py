@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, select, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from evergreen_etl.datadir.manifest import recorded_entry, recorded_sha256, source_label
 from evergreen_etl.datadir.staged import read_staged_summary
 from evergreen_etl.errors import (
     DataQualityError,
-    SnapshotOrderError,
     SourceError,
     WarehouseError,
 )
@@ -36,8 +36,8 @@ from evergreen_etl.warehouse.dry_run import (
 from evergreen_etl.warehouse.engine import SchemaPolicy, open_warehouse, write_transaction
 from evergreen_etl.warehouse.guards import check_left_rate, check_not_future
 from evergreen_etl.warehouse.lookup import load_postcodes
-from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
-from evergreen_etl.warehouse.schema import etl_run
+from evergreen_etl.warehouse.replay import merge_into_history, plan_snapshot
+from evergreen_etl.warehouse.scd2 import AbsentPolicy, stage_snapshot
 
 log = logging.getLogger("evergreen_etl.load")
 
@@ -58,15 +58,19 @@ def load(
     dry_run: bool = False,
     max_left_rate: float | None = None,
     allow_future: bool = False,
+    replace: bool = False,
 ) -> LoadResult:
     """Merge the staged snapshot (and the lookup, when it changed) into the warehouse.
 
     Everything happens in one transaction under the load lock: a failure leaves the
     warehouse exactly as it was. The snapshot time is ``as_of``, else the users source's
-    Last-Modified, else now (UTC). A snapshot older than the newest loaded one is refused;
-    the same snapshot loaded again changes nothing. With ``k_guard``, the merged warehouse's
-    k-anonymity is measured before the commit, to warn or to refuse the load. ``precision``
-    (default: the settings') decides what the warehouse keeps of each postcode.
+    Last-Modified, else now (UTC). A snapshot older than the newest loaded one is merged in
+    its place in time (the later history of the users it changes is re-derived); the same
+    snapshot loaded again changes nothing; a different snapshot at a time already loaded is
+    refused unless ``replace``, which records it as a correction of that snapshot. With
+    ``k_guard``, the merged warehouse's k-anonymity is measured before the commit, to warn
+    or to refuse the load. ``precision`` (default: the settings') decides what the warehouse
+    keeps of each postcode.
 
     A snapshot time more than a day ahead is refused unless ``allow_future``; a snapshot that
     would close the address of more than ``max_left_rate`` (default: the settings') of the
@@ -121,6 +125,7 @@ def load(
                         progress=progress,
                         max_left_rate=left_rate,
                         dry_run=dry_run,
+                        replace=replace,
                     )
                     if dry_run:
                         conn.rollback()
@@ -158,33 +163,21 @@ def _load_in_transaction(
     progress: bool,
     max_left_rate: float,
     dry_run: bool,
+    replace: bool,
 ) -> LoadResult:
     key_id = str(summary["key_id"])
     users_sha = summary.get("source_sha256")
     _check_key(conn, key_id)
-    latest = conn.execute(
-        select(etl_run.c.as_of, etl_run.c.users_sha256)
-        .where(etl_run.c.status == "succeeded")
-        .order_by(etl_run.c.as_of.desc(), etl_run.c.run_id.desc())
-        .limit(1)
-    ).first()
-    if latest is not None:
-        latest_as_of = latest.as_of
-        same_snapshot = users_sha is not None and users_sha == latest.users_sha256
-        if as_of < latest_as_of or (as_of == latest_as_of and not same_snapshot):
-            raise SnapshotOrderError(
-                f"a snapshot as of {latest_as_of:%Y-%m-%d %H:%M:%S} is already loaded; "
-                f"refusing a snapshot as of {as_of:%Y-%m-%d %H:%M:%S} (history only moves forward)"
-            )
-        if as_of == latest_as_of:
-            # Already loaded; but a changed lookup is still loaded.
-            skipped = _skipped(as_of, int(summary.get("rejected", 0)))
-            reloaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
-            if reloaded is None:
-                log.info("this snapshot is already loaded: nothing to do")
-                return skipped
-            run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded)
-            return skipped.model_copy(update={"run_id": run_id, "postcodes_loaded": reloaded})
+    plan = plan_snapshot(conn, as_of=as_of, users_sha=users_sha, replace=replace)
+    if plan.skip:
+        # Already loaded; but a changed lookup is still loaded.
+        skipped = _skipped(as_of, int(summary.get("rejected", 0)))
+        reloaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
+        if reloaded is None:
+            log.info("this snapshot is already loaded: nothing to do")
+            return skipped
+        run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded)
+        return skipped.model_copy(update={"run_id": run_id, "postcodes_loaded": reloaded})
 
     started = utc_now()
     run_id = conn.execute(
@@ -206,8 +199,14 @@ def _load_in_transaction(
     postcodes_loaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
 
     staged = stage_snapshot(conn, staged_users)
-    merged = merge_snapshot(
-        conn, staged=staged, as_of=as_of, run_id=run_id, absent=absent, precision=precision
+    merged, replayed = merge_into_history(
+        conn,
+        plan=plan,
+        staged=staged,
+        as_of=as_of,
+        run_id=run_id,
+        absent=absent,
+        precision=precision,
     )
     fill_record_keys(conn)
     failpoint("load.merged")
@@ -229,6 +228,8 @@ def _load_in_transaction(
             for k in ("records_read", "rejects_by_reason", "postcodes_by_kind", "input_format")
         },
     }
+    if replayed is not None:
+        details["replayed"] = asdict(replayed)
     if risk is not None:
         details["risk"] = [row.model_dump() for row in risk.rows]
     conn.execute(
@@ -283,6 +284,8 @@ def _load_in_transaction(
         rejected=rejected,
         location=merged.location,
         smallest_k=risk.smallest_k if risk is not None else None,
+        replayed=replayed.users if replayed is not None else 0,
+        replaced_run_id=plan.replaces.run_id if plan.replaces is not None else None,
     )
 
 

@@ -105,6 +105,10 @@ class LoadResult(_Frozen):
     rejected: int
     location: LocationCounts
     smallest_k: int | None = Field(None, description="k-anonymity after the load, if measured")
+    replayed: int = Field(
+        0, description="users whose history a late or replacing snapshot re-derived"
+    )
+    replaced_run_id: int | None = Field(None, description="the load this one corrected")
     dry_run: bool = Field(False, description="True when the merge was computed and rolled back")
 
 

@@ -39,12 +39,14 @@ def run(
     dry_run: bool = False,
     max_left_rate: float | None = None,
     allow_future: bool = False,
+    replace: bool = False,
 ) -> RunResult:
     """Run every stage in order on the configured sources; return each stage's result.
 
     The stages run under the data directory's lock (``holding_data_dir``): a second run on
     the same directory waits for this one to end. With ``dry_run`` the load is computed and
-    rolled back, and there is no report.
+    rolled back, and there is no report. ``replace`` loads a different snapshot at a time
+    already loaded as its correction.
     """
     if as_of is not None:  # before anything is fetched
         check_not_future(to_utc_naive(as_of), what="--as-of", allow_future=allow_future)
@@ -63,6 +65,7 @@ def run(
             absent=absent,
             auto_upgrade=auto_upgrade,
             progress=progress,
+            replace=replace,
             dry_run=dry_run,
             max_left_rate=max_left_rate,
             allow_future=allow_future,

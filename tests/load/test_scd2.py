@@ -150,20 +150,32 @@ def test_same_snapshot_twice_changes_nothing(load_snapshot: LoadSnapshot, engine
         assert conn.execute(text("SELECT COUNT(*) FROM etl_run")).scalar_one() == 1
 
 
-def test_older_snapshot_is_refused(load_snapshot: LoadSnapshot, engine: Engine) -> None:
-    """A snapshot older than the newest loaded one is refused and changes nothing."""
-    load_snapshot(S1, DATES[1])
-    before = history(engine)
-    with pytest.raises(SnapshotOrderError, match="already loaded"):
-        load_snapshot(S2, DATES[0])
-    assert history(engine) == before
+def test_older_snapshot_is_merged_in_its_place(load_snapshot: LoadSnapshot, engine: Engine) -> None:
+    """A snapshot older than the newest loaded one is merged in its place in time: the history
+    is the one loading the snapshots in time order gives (see tests/properties)."""
+    load_snapshot(S1, DATES[0])
+    load_snapshot(S3, DATES[2])
+    late = load_snapshot(S2, DATES[1])
+    assert not late.skipped
+    # Counted against the snapshot before it: alice moved, carol left, frank is new.
+    assert (late.new, late.moved, late.left, late.unchanged) == (1, 1, 1, 3)
+    assert late.replayed > 0
+    assert history(engine)["alice"] == [
+        ("AB1 1AA", DATES[0], DATES[1], False),
+        ("AB2 1AB", DATES[1], DATES[2], False),
+        ("AB1 1AA", DATES[2], None, True),
+    ]
+    assert history(engine)["frank"] == [("CV4 9RE", DATES[1], DATES[2], False)]
 
 
 def test_different_snapshot_at_same_time_is_refused(load_snapshot: LoadSnapshot) -> None:
-    """Another snapshot with the same time as the newest one would make empty intervals."""
+    """Another snapshot at a time already loaded is refused (exit 5) unless replace is asked."""
     load_snapshot(S1, DATES[0])
-    with pytest.raises(SnapshotOrderError):
+    with pytest.raises(SnapshotOrderError, match="already loaded") as refused:
         load_snapshot(S2, DATES[0])
+    assert refused.value.exit_code == 5
+    assert refused.value.hint is not None
+    assert "--replace" in refused.value.hint
 
 
 def test_database_rejects_two_current_rows(four_snapshots: list[object], engine: Engine) -> None:

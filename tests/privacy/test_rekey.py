@@ -210,3 +210,28 @@ def test_rotation_refused_when_a_postcode_is_missing(
             users_paths=[two_snapshots[1], ben_elsewhere],
         )
     assert _pseudonyms(engine) == pseudonyms
+
+
+def test_rotation_rekeys_the_tokens_of_retired_rows(
+    load_snapshot: LoadSnapshot, engine: Engine, tmp_path: Path
+) -> None:
+    """Rows a correction retired keep no token under the old key after a rotation."""
+    load_snapshot(S1, "2024-01-01")
+    load_snapshot(S2, "2024-03-01")
+    late = [user("ann@example.com", "CV4 9RE"), user("ben@example.com", "CV4 9RE")]
+    load_snapshot(late, "2024-02-01")  # retires ann's and ben's rows
+    with engine.connect() as conn:
+        before = set(
+            conn.execute(text("SELECT postcode_token FROM user_address_retired")).scalars()
+        )
+    assert before
+    rotate_key(
+        engine,
+        old_key=PseudonymKey.from_text(TEST_KEY),
+        new_key=PseudonymKey.from_text(NEW_KEY),
+        users_paths=[write_users(tmp_path / f"k{i}.json", s) for i, s in enumerate((S1, S2, late))],
+    )
+    with engine.connect() as conn:
+        after = set(conn.execute(text("SELECT postcode_token FROM user_address_retired")).scalars())
+    assert after
+    assert not after & before

@@ -84,3 +84,29 @@ def test_killed_load_leaves_sqlite_file_intact(
     _kill_second_load_at("load.merged", start_load)
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA integrity_check")).scalars().all() == ["ok"]
+
+
+@pytest.fixture
+def before_late_load(
+    settings: Settings, engine: Engine, stage_snapshot: Callable[..., Path]
+) -> WarehouseRows:
+    """Snapshots 1 and 3 loaded, snapshot 2 staged (late: it goes between them)."""
+    for index in (0, 2):
+        stage_snapshot(SNAPSHOTS[index])
+        load(settings, as_of=datetime.fromisoformat(DATES[index]), engine=engine, progress=False)
+    stage_snapshot(SNAPSHOTS[1])
+    return warehouse_rows(engine)
+
+
+@pytest.mark.parametrize("point", ["replay.retired", "load.merged"])
+def test_killed_replay_leaves_every_row_as_before(
+    point: str,
+    before_late_load: WarehouseRows,
+    start_load: Callable[..., LoadProcess],
+    engine: Engine,
+) -> None:
+    """SIGKILL while a late snapshot re-derives the later history leaves every row as before."""
+    loader = start_load(DATES[1], failpoint=point)
+    loader.wait_until_held()
+    loader.kill()
+    assert warehouse_rows(engine) == before_late_load

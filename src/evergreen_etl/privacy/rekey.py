@@ -144,33 +144,41 @@ def rotate_key(
 
 
 def _rekey_postcode_tokens(conn: Connection) -> int:
-    """Replace every postcode token in the address history; the rows changed.
+    """Replace every postcode token in the address history, retired rows included (README,
+    "Correcting history"); the rows changed.
 
     Refused when a token is not the token of a postcode in the sources given: left under
     the old key, it would read as a move at the next load (and stay open to the old key).
     """
-    unmapped = conn.execute(
-        text(
-            "SELECT COUNT(DISTINCT a.postcode_token) FROM user_address a "
-            "WHERE a.postcode_token IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM stg_rekey m WHERE m.old_token = a.postcode_token)"
-        )
-    ).scalar_one()
+    tables = ("user_address", "user_address_retired")
+    unmapped = sum(
+        conn.execute(
+            text(
+                f"SELECT COUNT(DISTINCT a.postcode_token) FROM {table} a "
+                "WHERE a.postcode_token IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM stg_rekey m WHERE m.old_token = a.postcode_token)"
+            )
+        ).scalar_one()
+        for table in tables
+    )
     if unmapped:
         raise WarehouseError(
             f"{unmapped} postcodes in the warehouse's address history are not in the sources "
             "given; pass the raw users file of every snapshot loaded (nothing was changed)"
         )
-    return conn.execute(
-        text(
-            """
-            UPDATE user_address SET postcode_token = m.new_token
-            FROM (SELECT DISTINCT old_token, new_token FROM stg_rekey
-                  WHERE old_token IS NOT NULL) AS m
-            WHERE user_address.postcode_token = m.old_token
-            """
-        )
-    ).rowcount
+    return sum(
+        conn.execute(
+            text(
+                f"""
+                UPDATE {table} SET postcode_token = m.new_token
+                FROM (SELECT DISTINCT old_token, new_token FROM stg_rekey
+                      WHERE old_token IS NOT NULL) AS m
+                WHERE {table}.postcode_token = m.old_token
+                """
+            )
+        ).rowcount
+        for table in tables
+    )
 
 
 def warehouse_key_id(conn: Connection) -> str | None:

@@ -36,6 +36,7 @@ from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse
+from evergreen_etl.warehouse.history import known_at
 
 __all__ = [
     "HEADLINE",
@@ -76,15 +77,24 @@ def report(
     engine: Engine | None = None,
     boundaries: Boundaries = "supplied",
     disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
+    as_known_at: int | datetime | None = None,
 ) -> Report:
     """Distinct users by local authority at ``as_of`` (default: now), unknown row included:
     the headline analysis, an :class:`Analysis` like every other.
 
     Under a ``disclosure`` rule small counts are suppressed (``users`` is None); ``total``
-    is the number of distinct users as the rule publishes totals.
+    is the number of distinct users as the rule publishes totals. ``as_known_at`` (a run id,
+    or a time: the last run finished by then) reads the warehouse as it was right after that
+    run.
     """
     result = analysis(
-        settings, HEADLINE, as_of=as_of, boundaries=boundaries, disclosure=disclosure, engine=engine
+        settings,
+        HEADLINE,
+        as_of=as_of,
+        boundaries=boundaries,
+        disclosure=disclosure,
+        engine=engine,
+        as_known_at=as_known_at,
     )
     return cast(Report, result)
 
@@ -99,13 +109,15 @@ def analysis(
     boundaries: Boundaries | None = None,
     disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     engine: Engine | None = None,
+    as_known_at: int | datetime | None = None,
 ) -> Analysis[Any]:
     """Run the analysis called ``name`` (see :func:`list_reports`) and publish its rows.
 
     ``as_of`` (default now) is the time of a report by place, or the latest snapshot of a
     report by run. ``movers`` compares ``from_time`` with ``to_time`` (default ``as_of``).
     ``boundaries`` applies to reports by authority: the lookup's codes (``supplied``, the
-    default) or today's (``current``).
+    default) or today's (``current``). ``as_known_at`` reads the warehouse as it was right
+    after that run (see :func:`report`).
     """
     spec = get_spec(name)
     _check_options(spec, from_time=from_time, to_time=to_time, boundaries=boundaries)
@@ -117,10 +129,10 @@ def analysis(
         raise ConfigurationError("--from must be before --to")
     parameters = _parameters(moment, boundaries or "supplied")
     parameters.update(from_time=start, to_time=moment)
-    with open_warehouse(settings, engine) as eng:
-        raw = run_sql(eng, spec.sql, parameters, spec.result_types)
+    with open_warehouse(settings, engine) as eng, known_at(eng, as_known_at) as past:
+        raw = run_sql(past, spec.sql, parameters, spec.result_types)
         return publish_report(
-            eng,
+            past,
             spec,
             raw,
             rule=disclosure,

@@ -70,6 +70,11 @@ class Backend(Protocol):
         """Serialise loads: wait up to LOCK_WAIT_SECONDS for another load, then fail clearly."""
         ...
 
+    def scanned_table(self, conn: Connection, table: str) -> str:
+        """``table`` named past any temporary view of the same name, to be read whole (a view
+        of the warehouse as it was reads most of its rows)."""
+        ...
+
     def bulk_work(self, conn: Connection) -> AbstractContextManager[None]:
         """Tune the connection for a bulk load or merge inside the current transaction."""
         ...
@@ -150,6 +155,11 @@ class SQLiteBackend:
 
     def acquire_load_lock(self, conn: Connection) -> None:
         """Nothing to take: the transaction was begun with BEGIN IMMEDIATE (write_options)."""
+
+    def scanned_table(self, conn: Connection, table: str) -> str:
+        """In the main database (temporary objects live in ``temp``), read in rowid order: a
+        scan is several times quicker than an index search followed by a look-up per row."""
+        return f"main.{table} NOT INDEXED"
 
     def database_files(self, engine: Engine) -> tuple[Path, ...]:
         """The database file with its write-ahead log and shared-memory index."""
@@ -274,6 +284,12 @@ class PostgresBackend:
                 f"another load is running on this warehouse (waited {LOCK_WAIT_SECONDS}s)"
             ) from exc
         conn.execute(text("SET LOCAL lock_timeout = 0"))
+
+    def scanned_table(self, conn: Connection, table: str) -> str:
+        """In the first schema of the search path that exists (``pg_temp`` is searched first);
+        the planner chooses how to read it."""
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        return f"{schema}.{table}"
 
     @contextmanager
     def bulk_work(self, conn: Connection) -> Iterator[None]:

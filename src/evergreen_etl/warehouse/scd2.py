@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, DateTime, bindparam, text
 
@@ -85,7 +85,7 @@ _FILL_POSTCODES = """
 _INSERT_NEW_USERS = """
     INSERT INTO dim_user (user_id, pseudonym, sex, birth_year, first_run_id)
     SELECT s.user_id, s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_snapshot s
-    WHERE s.change = 'new'
+    WHERE s.pseudonym IS NOT NULL
     ORDER BY s.user_id
 """
 _UPDATE_CHANGED_USERS = """
@@ -131,13 +131,15 @@ _UNCHANGED = (
     "THEN s.postcode_token IS NOT DISTINCT FROM c.postcode_token "
     "ELSE s.postcode IS NOT DISTINCT FROM c.postcode END"
 )
-# new: no row ever; returned: rows, none current (only users without a current row look at
-# their history); moved; unchanged.
+# new: no row before t; returned: rows before t, none holding t (only users without such a
+# row look at their history); moved; unchanged. (A snapshot merged in order holds t in the
+# current row; a late snapshot in the row that held t before it came.)
 _CHANGE = f"""
     CASE
       WHEN u.user_id IS NULL THEN 'new'
       WHEN c.address_id IS NULL AND NOT EXISTS
-             (SELECT 1 FROM user_address h WHERE h.user_id = u.user_id) THEN 'new'
+             (SELECT 1 FROM user_address h
+              WHERE h.user_id = u.user_id AND h.valid_from < :t) THEN 'new'
       WHEN c.address_id IS NULL THEN 'returned'
       WHEN {_UNCHANGED} THEN 'unchanged'
       ELSE 'moved'
@@ -174,9 +176,23 @@ _FILL_SNAPSHOT = f"""
            CASE WHEN u.user_id IS NULL THEN s.pseudonym END
     FROM ({{latest}}) s
     LEFT JOIN dim_user u ON u.pseudonym = s.pseudonym
-    LEFT JOIN user_address c ON c.user_id = u.user_id AND c.is_current
+    LEFT JOIN user_address c ON c.user_id = u.user_id AND {{holding_t}}
     LEFT JOIN stg_postcode p ON s.postcode_kind = 'full' AND p.postcode = s.postcode
     LEFT JOIN dim_postcode_district d ON s.postcode_kind = 'partial' AND d.outward = s.postcode
+"""
+# The row that holds time t: the current one for a snapshot newer than every loaded one.
+_HOLDING_T = {
+    False: "c.is_current",
+    True: "c.valid_from <= :t AND (c.valid_to IS NULL OR c.valid_to > :t)",
+}
+# A late snapshot sets sex and birth year (type 1: the latest snapshot's) only of the users
+# no later snapshot holds: those without a row reaching past the next snapshot time.
+_KEEP_LATER_ATTRIBUTES = """
+    UPDATE stg_snapshot SET attributes_changed = 0
+    WHERE attributes_changed = 1
+      AND EXISTS (SELECT 1 FROM user_address h
+                  WHERE h.user_id = stg_snapshot.user_id
+                    AND (h.valid_to IS NULL OR h.valid_to > :later))
 """
 # Users per location status and change, and how many changed sex or birth year.
 _CLASSIFY = """
@@ -220,40 +236,72 @@ def merge_snapshot(
     precision: LocationPrecision = LocationPrecision.POSTCODE,
 ) -> MergeCounts:
     """Merge ``stg_user`` (``staged`` records, as ``stage_snapshot`` counted them) into
-    ``dim_user`` and ``user_address`` at time ``as_of``.
+    ``dim_user`` and ``user_address`` at time ``as_of``, newer than every loaded snapshot.
 
     ``precision`` decides what is kept of each postcode (the authority is always kept).
     """
-    backend = backend_for(conn)
     at = {"t": as_of, "run_id": run_id}
     with bulk_work(conn):
-        analyze_temp_table(conn, "stg_user")
-        create_temp_table(conn, "stg_postcode", _POSTCODE_COLUMNS, without_rowid=True)
-        conn.execute(text(_FILL_POSTCODES))
-        analyze_temp_table(conn, "stg_postcode")
-
-        columns = _SNAPSHOT_COLUMNS.format(key=backend.numbered_key, id_type=backend.id_type)
-        create_temp_table(conn, "stg_snapshot", columns)
-        backend.start_numbering(conn, "stg_snapshot", "dim_user", "user_id")
-        fill = _FILL_SNAPSHOT.format(
-            latest=backend.latest_per_key("stg_user", "pseudonym", "position", _LATEST_COLUMNS),
-            new_user_id=backend.next_number("dim_user", "user_id"),
-            kept_postcode=_KEPT_POSTCODE[LocationPrecision(precision)],
-            district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
-        )
-        conn.execute(text(fill))
-        conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
-        analyze_temp_table(conn, "stg_snapshot")
-
-        groups = conn.execute(text(_CLASSIFY)).all()
-        attributes_updated = sum(int(row[3] or 0) for row in groups)
-        if attributes_updated:
-            conn.execute(text(_UPDATE_CHANGED_USERS))
+        groups = classify_snapshot(conn, as_of=as_of, run_id=run_id, precision=precision)
         when = bindparam("t", type_=DateTime())
         close = _CLOSE_MOVED_AND_ABSENT if absent == "close" else _CLOSE_MOVED
         closed = conn.execute(text(close).bindparams(when), at).rowcount
         conn.execute(text(_OPEN_ROWS).bindparams(when), at)
+    moved = sum(int(row[2]) for row in groups if row[1] == "moved")
+    # The rows closed are the movers' and, when absent users are closed, the leavers'.
+    return merge_counts(groups, staged, left=closed - moved if absent == "close" else 0)
 
+
+def classify_snapshot(
+    conn: Connection,
+    *,
+    as_of: datetime,
+    run_id: int,
+    precision: LocationPrecision,
+    later: datetime | None = None,
+) -> list[tuple[Any, ...]]:
+    """Locate the users of ``stg_user`` into ``stg_snapshot``, each with its change at
+    ``as_of``; add users new to the warehouse to ``dim_user`` and overwrite changed sex and
+    birth year. Returns the users per (location status, change, users, attributes changed).
+
+    ``later``, the next loaded snapshot time, marks a late snapshot: its users are compared
+    with the row holding ``as_of`` (not the current one), and only those no later snapshot
+    holds take its sex and birth year.
+    """
+    backend = backend_for(conn)
+    analyze_temp_table(conn, "stg_user")
+    create_temp_table(conn, "stg_postcode", _POSTCODE_COLUMNS, without_rowid=True)
+    conn.execute(text(_FILL_POSTCODES))
+    analyze_temp_table(conn, "stg_postcode")
+
+    columns = _SNAPSHOT_COLUMNS.format(key=backend.numbered_key, id_type=backend.id_type)
+    create_temp_table(conn, "stg_snapshot", columns)
+    backend.start_numbering(conn, "stg_snapshot", "dim_user", "user_id")
+    fill = _FILL_SNAPSHOT.format(
+        latest=backend.latest_per_key("stg_user", "pseudonym", "position", _LATEST_COLUMNS),
+        new_user_id=backend.next_number("dim_user", "user_id"),
+        kept_postcode=_KEPT_POSTCODE[LocationPrecision(precision)],
+        district=_DISTRICT if precision != LocationPrecision.AUTHORITY else "NULL",
+        holding_t=_HOLDING_T[later is not None],
+    )
+    when = bindparam("t", type_=DateTime())
+    conn.execute(text(fill).bindparams(when), {"t": as_of})
+    conn.execute(text(_INSERT_NEW_USERS), {"run_id": run_id})
+    if later is not None:
+        conn.execute(
+            text(_KEEP_LATER_ATTRIBUTES).bindparams(bindparam("later", type_=DateTime())),
+            {"later": later},
+        )
+    analyze_temp_table(conn, "stg_snapshot")
+
+    groups = [tuple(row) for row in conn.execute(text(_CLASSIFY))]
+    if any(int(row[3] or 0) for row in groups):
+        conn.execute(text(_UPDATE_CHANGED_USERS))
+    return groups
+
+
+def merge_counts(groups: list[tuple[Any, ...]], staged: int, *, left: int) -> MergeCounts:
+    """The counts of a merge from ``classify_snapshot``'s groups and the users who left."""
     changes: dict[str, int] = dict.fromkeys(("new", "returned", "moved", "unchanged"), 0)
     statuses: dict[str, int] = {}
     for status, change, users, _ in groups:
@@ -266,9 +314,8 @@ def merge_snapshot(
         new=changes["new"],
         returned=changes["returned"],
         moved=changes["moved"],
-        # The rows closed are the movers' and, when absent users are closed, the leavers'.
-        left=closed - changes["moved"] if absent == "close" else 0,
+        left=left,
         unchanged=changes["unchanged"],
-        attributes_updated=attributes_updated,
+        attributes_updated=sum(int(row[3] or 0) for row in groups),
         location=LocationCounts(**statuses),
     )

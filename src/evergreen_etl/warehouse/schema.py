@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -129,6 +130,11 @@ user_address = Table(
     Column("is_current", Boolean, nullable=False),
     Column("opened_run_id", Integer, ForeignKey("etl_run.run_id"), nullable=False),
     Column("closed_run_id", Integer, ForeignKey("etl_run.run_id")),
+    Column(
+        "recorded_run_id",
+        Integer,
+        comment="The load that recorded the row, when not the one that opened it (a correction)",
+    ),
     CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="interval"),
     CheckConstraint("is_current = (valid_to IS NULL)", name="current_is_open"),
     comment="Where each user lived when: SCD type 2, half-open [valid_from, valid_to)",
@@ -178,6 +184,47 @@ etl_run = Table(
     Column("rejected_records", Integer, nullable=False, server_default=text("0")),
     Column("postcodes_loaded", Integer),
     Column("details", JSON, comment="Location counts and data-quality summary (no PII)"),
+    Column(
+        "undone_run_id",
+        Integer,
+        comment="The undo or replacing load that retired this load's snapshot",
+    ),
     comment="One row per load: checksums, as-of time and counts",
 )
 Index("ix_etl_run_as_of", etl_run.c.as_of)
+
+# Recorded time (README "Correcting history"): a correction never edits a row of
+# user_address in place, it retires it. Retired rows move here unchanged, with the run that
+# retired them, so that `--as-known-at` can read the warehouse as it was before.
+user_address_retired = Table(
+    "user_address_retired",
+    metadata,
+    Column("address_id", SurrogateKey, primary_key=True, autoincrement=False),
+    Column("retired_run_id", Integer, ForeignKey("etl_run.run_id"), primary_key=True),
+    Column("user_id", SurrogateKey, ForeignKey("dim_user.user_id"), nullable=False),
+    Column("postcode", String(8)),
+    Column("postcode_district", String(4)),
+    Column("postcode_token", String(32)),
+    Column("postcode_kind", String(8), nullable=False),
+    Column("local_authority_code", String(16), nullable=False),
+    Column("location_status", String(20), nullable=False),
+    Column("valid_from", DateTime, nullable=False),
+    Column("valid_to", DateTime),
+    Column("is_current", Boolean, nullable=False),
+    Column("opened_run_id", Integer, nullable=False),
+    Column("closed_run_id", Integer),
+    Column("recorded_run_id", Integer),
+    comment="Rows of user_address retired by a correction (late snapshot, replace, undo)",
+)
+
+# What the valid-time history does not keep of a snapshot: each user's sex and birth year
+# as that snapshot gave them (type 1 attributes), compressed. With the history and the list
+# of loaded snapshot times, it lets an undo re-derive the attributes (README).
+snapshot_ledger = Table(
+    "snapshot_ledger",
+    metadata,
+    Column("run_id", Integer, ForeignKey("etl_run.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("users", Integer, nullable=False),
+    Column("attributes", LargeBinary, nullable=False, comment="zlib: user ids, sex, birth year"),
+    comment="The part of each loaded snapshot the history does not keep (no PII)",
+)

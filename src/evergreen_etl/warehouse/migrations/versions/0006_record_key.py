@@ -1,7 +1,7 @@
 """Record keys for the cell key method: a random 0-255 per user, from the pseudonym.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-30
 
 ``dim_user.record_key`` is the first byte of HMAC-SHA256(label, pseudonym) (see
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,238 @@
+"""Recorded time: which loads the warehouse holds, retiring rows, the ledger, "as known at".
+
+The model (README "Correcting history"): ``user_address`` holds each user's periods in
+valid time (``valid_from``, ``valid_to``: snapshot time) as the warehouse knows them now. A
+load merged in time order only appends: it opens rows and closes open ones, and the run
+that closed a row is ``closed_run_id``. Any other change is a correction: the rows it would
+edit are *retired* (moved unchanged to ``user_address_retired`` with the run that retired
+them) and the corrected rows recorded (``recorded_run_id``, when not the opening run). So
+the warehouse as known right after run R is: the rows recorded at or before R and not
+retired by then, each closed only if the closing run is at or before R.
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Engine, bindparam, event, text
+
+from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.warehouse.dialect import backend_for
+from evergreen_etl.warehouse.engine import make_engine
+from evergreen_etl.warehouse.schema import etl_run, user_address, user_address_retired
+
+# etl_run.status: a load that holds its snapshot, one whose snapshot an undo or a replacing
+# load retired, an undo itself, and a load that found its snapshot loaded but a new lookup.
+SUCCEEDED = "succeeded"
+UNDONE = "undone"
+UNDO = "undo"
+LOOKUP = "lookup"
+FINISHED = (SUCCEEDED, UNDONE, UNDO, LOOKUP)
+
+_COLUMNS = [c.name for c in user_address.columns]
+_CONTENT = ", ".join(_COLUMNS)
+_RETIRE = f"""
+    INSERT INTO user_address_retired ({_CONTENT}, retired_run_id)
+    SELECT {_CONTENT}, :run_id FROM user_address
+    WHERE address_id IN (SELECT address_id FROM stg_retire)
+      AND COALESCE(recorded_run_id, opened_run_id) <> :run_id
+"""
+_DELETE_RETIRED = "DELETE FROM user_address WHERE address_id IN (SELECT address_id FROM stg_retire)"
+
+
+@dataclass(frozen=True)
+class LoadedSnapshot:
+    """A load whose snapshot the warehouse holds."""
+
+    run_id: int
+    as_of: datetime
+    users_sha256: str | None
+
+
+def loaded_snapshots(conn: Connection) -> list[LoadedSnapshot]:
+    """Every load whose snapshot the warehouse holds, oldest snapshot time first."""
+    rows = conn.execute(
+        text(
+            "SELECT run_id, as_of, users_sha256 FROM etl_run WHERE status = :status "
+            "ORDER BY as_of, run_id"
+        ).columns(as_of=DateTime()),
+        {"status": SUCCEEDED},
+    ).all()
+    return [LoadedSnapshot(int(r.run_id), r.as_of, r.users_sha256) for r in rows]
+
+
+def neighbours(
+    snapshots: Sequence[LoadedSnapshot], moment: datetime
+) -> tuple[LoadedSnapshot | None, LoadedSnapshot | None]:
+    """The loaded snapshots just before and just after ``moment`` (either may be None)."""
+    before = [s for s in snapshots if s.as_of < moment]
+    after = [s for s in snapshots if s.as_of > moment]
+    return (before[-1] if before else None, after[0] if after else None)
+
+
+def retire_rows(conn: Connection, run_id: int) -> int:
+    """Retire the ``user_address`` rows listed in ``stg_retire`` on behalf of ``run_id``.
+
+    A row recorded by ``run_id`` itself was never visible to anyone: it goes without a trace.
+    """
+    conn.execute(text(_RETIRE), {"run_id": run_id})
+    return int(conn.execute(text(_DELETE_RETIRED)).rowcount)
+
+
+# ---- the snapshot ledger -------------------------------------------------------------------
+
+_SEXES = "FMU"
+_NO_YEAR = -1
+
+
+def record_ledger(conn: Connection, run_id: int) -> int:
+    """Keep, compressed, each user's sex and birth year as ``stg_snapshot`` gives them.
+
+    The history already says where every user was at every loaded snapshot time; type 1
+    attributes it does not keep, and an undo needs them. User ids are stored as deltas (they
+    come sorted), sex as one byte, birth year as two: columns compress far better apart.
+    """
+    ids, sexes, years = array("q"), bytearray(), array("h")
+    previous = 0
+    result = conn.execute(
+        text("SELECT user_id, sex, birth_year FROM stg_snapshot ORDER BY user_id")
+    )
+    for rows in result.partitions(50_000):
+        for user_id, sex, birth_year in rows:
+            ids.append(user_id - previous)
+            previous = user_id
+            sexes.append(_SEXES.index(sex))
+            years.append(_NO_YEAR if birth_year is None else birth_year)
+    payload = zlib.compress(ids.tobytes() + bytes(sexes) + years.tobytes(), 6)
+    conn.execute(
+        text("INSERT INTO snapshot_ledger (run_id, users, attributes) VALUES (:r, :n, :a)"),
+        {"r": run_id, "n": len(sexes), "a": payload},
+    )
+    return len(sexes)
+
+
+def ledger_attributes(conn: Connection, run_id: int) -> dict[int, tuple[str, int | None]]:
+    """Sex and birth year of each user of run ``run_id``'s snapshot (empty without a ledger)."""
+    row = conn.execute(
+        text("SELECT users, attributes FROM snapshot_ledger WHERE run_id = :r"), {"r": run_id}
+    ).first()
+    if row is None:
+        return {}
+    users, raw = int(row.users), zlib.decompress(bytes(row.attributes))
+    ids, years = array("q"), array("h")
+    ids.frombytes(raw[: 8 * users])
+    sexes = raw[8 * users : 9 * users]
+    years.frombytes(raw[9 * users :])
+    found: dict[int, tuple[str, int | None]] = {}
+    user_id = 0
+    for delta, sex, year in zip(ids, sexes, years, strict=True):
+        user_id += delta
+        found[user_id] = (_SEXES[sex], None if year == _NO_YEAR else year)
+    return found
+
+
+# ---- as known at ---------------------------------------------------------------------------
+
+
+def resolve_known_at(conn: Connection, value: int | datetime) -> int:
+    """The run that ``--as-known-at`` names: a run id, or the last run finished by a time."""
+    if isinstance(value, int):
+        found = conn.execute(
+            text("SELECT run_id FROM etl_run WHERE run_id = :r AND status IN :finished").bindparams(
+                bindparam("finished", expanding=True)
+            ),
+            {"r": value, "finished": FINISHED},
+        ).scalar()
+        if found is None:
+            raise ConfigurationError(f"--as-known-at: no finished run {value} in this warehouse")
+        return int(found)
+    found = conn.execute(
+        text(
+            "SELECT MAX(run_id) FROM etl_run WHERE finished_at <= :t AND status IN :finished"
+        ).bindparams(bindparam("t", type_=DateTime()), bindparam("finished", expanding=True)),
+        {"t": value, "finished": FINISHED},
+    ).scalar()
+    if found is None:
+        raise ConfigurationError(
+            f"--as-known-at: no run had finished by {value:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    return int(found)
+
+
+def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
+    """Temporary views that shadow user_address and etl_run as they were after ``run_id``."""
+    r = int(run_id)
+
+    def address_rows(table: str, not_retired: str) -> str:
+        columns = ", ".join(
+            f"CASE WHEN closed_run_id <= {r} THEN {c} END AS {c}"
+            if c in ("valid_to", "closed_run_id")
+            else f"(closed_run_id IS NULL OR closed_run_id > {r}) AS is_current"
+            if c == "is_current"
+            else c
+            for c in _COLUMNS
+        )
+        return (
+            f"SELECT {columns} FROM {tables[table]} "
+            f"WHERE COALESCE(recorded_run_id, opened_run_id) <= {r}{not_retired}"
+        )
+
+    runs = ", ".join(
+        f"CASE WHEN undone_run_id > {r} THEN '{SUCCEEDED}' ELSE status END AS status"
+        if c.name == "status"
+        else f"CASE WHEN undone_run_id <= {r} THEN undone_run_id END AS undone_run_id"
+        if c.name == "undone_run_id"
+        else c.name
+        for c in etl_run.columns
+    )
+    retired = user_address_retired.name
+    return [
+        f"CREATE TEMPORARY VIEW {user_address.name} AS "
+        + address_rows(user_address.name, "")
+        + " UNION ALL "
+        + address_rows(retired, f" AND retired_run_id > {r}"),
+        f"CREATE TEMPORARY VIEW {etl_run.name} AS "
+        f"SELECT {runs} FROM {tables[etl_run.name]} WHERE run_id <= {r}",
+    ]
+
+
+@contextmanager
+def known_at(engine: Engine, value: int | datetime | None) -> Iterator[Engine]:
+    """``engine``, or with ``value`` an engine whose connections read the warehouse as it
+    was right after that run (or the last run finished by that time).
+
+    Each connection gets temporary views named like the tables they shadow (temporary
+    objects come first in name resolution on both backends), so every report's SQL reads
+    the past unchanged.
+    """
+    if value is None:
+        yield engine
+        return
+    with engine.connect() as conn:
+        run_id = resolve_known_at(conn, value)
+        backend = backend_for(conn)
+        tables = {
+            table.name: backend.scanned_table(conn, table.name)
+            for table in (user_address, user_address_retired, etl_run)
+        }
+    views = _known_at_views(run_id, tables)
+    past = make_engine(engine.url.render_as_string(hide_password=False))
+
+    @event.listens_for(past, "connect")
+    def _create_views(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for statement in views:
+            cursor.execute(statement)
+        cursor.close()
+        dbapi_connection.commit()
+
+    try:
+        yield past
+    finally:
+        past.dispose()
