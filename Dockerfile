@@ -2,6 +2,8 @@
 #
 #   docker build -t evergreen-etl .
 #   docker run --rm -v evergreen-data:/data evergreen-etl demo
+#   (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > pseudonym.key)
+#   sudo chown 10001:10001 pseudonym.key     # readable by the container's user only
 #   docker run --rm -v evergreen-data:/data \
 #       -e EVERGREEN_PSEUDONYM_KEY_FILE=/run/secrets/pseudonym_key \
 #       -v "$PWD/pseudonym.key:/run/secrets/pseudonym_key:ro" \

@@ -11,8 +11,8 @@ SCALE ?= 1m
 BACKEND ?= sqlite
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-lowest lint format typecheck check wheel wheel-smoke \
-        bench bench-10m bench-history test-properties \
+.PHONY: help install demo test test-fast test-lowest fuzz lint format typecheck check wheel \
+        wheel-smoke bench bench-10m bench-history test-properties \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -41,6 +41,9 @@ test-properties: $(STAMP) ## The any-order history property test with 500 exampl
 
 test-lowest: ## The fast tests on the lowest dependency versions pyproject.toml allows (own venv)
 	scripts/lowest-deps.sh
+
+fuzz: $(STAMP) ## Fuzz the users and lookup readers with thousands of hostile inputs each (slow)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -q
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -14,8 +15,8 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from evergreen_etl.cli_history import (
     REVISIONS,
@@ -33,7 +34,9 @@ from evergreen_etl.models import RunResult
 from evergreen_etl.observe import observing
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
+from evergreen_etl.redact import redact_text
 from evergreen_etl.run_record import RecordOutput, RunRecorder
+from evergreen_etl.safe_text import plain
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
 
@@ -42,12 +45,19 @@ app = typer.Typer(
     "by local authority.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain text: "[default: ...]" is shown as written
 )
-db_app = typer.Typer(help="Create or migrate the warehouse schema (Alembic).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Create or migrate the warehouse schema (Alembic).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(db_app, name="db")
 
 _err = Console(stderr=True)
 _UNEXPECTED_EXIT = 70
+# What a shell reports for a process killed by SIGPIPE (128 + 13), as `yes | head -1` gives.
+BROKEN_PIPE_EXIT = 141
 
 DataDir = Annotated[
     Path | None,
@@ -221,45 +231,64 @@ def _command(
                 record.prepare()
             with observing(*(record.observers() if record else ())):
                 yield run_id
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         except EvergreenError as exc:
             if debug:
                 traceback.print_exc()
             code, message = exc.exit_code, str(exc)
-            _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            _error(message)
             if exc.hint:
-                _err.print(f"hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
+                _err.print(_message(f"hint: {exc.hint}"), highlight=False, soft_wrap=True)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             code, message = ConfigurationError.exit_code, f"invalid setting: {problems}"
-            _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            _error(message)
         except KeyboardInterrupt:
             code, message = 130, "interrupted"
             _err.print("interrupted")
+        except BrokenPipeError:
+            _stdout_gone()
+            code, message = BROKEN_PIPE_EXIT, "stdout was closed"
         except Exception as exc:
             if debug:
                 traceback.print_exc()
             # The type only: an unexpected exception's text might quote input data.
             code = _UNEXPECTED_EXIT
             message = f"unexpected {type(exc).__name__}; rerun with --debug for details"
-            _err.print(f"[bold red]error:[/] {message}", highlight=False)
+            _error(message)
         if record is not None:
             try:
                 record.emit(code, message)
             except OSError as exc:
-                _err.print(
-                    "[bold red]error:[/] "
-                    + escape(
-                        f"cannot write the run record to {record.path}: "
-                        f"{exc.strerror or type(exc).__name__}"
-                    ),
-                    highlight=False,
-                    soft_wrap=True,
+                _error(
+                    f"cannot write the run record to {record.path}: "
+                    f"{exc.strerror or type(exc).__name__}"
                 )
                 code = code or 1
     if code:
         raise typer.Exit(code=code)
+
+
+def _message(text: str) -> Text:
+    """A message for the terminal: printed literally, without control codes or URL secrets."""
+    return plain(redact_text(text))
+
+
+def _error(text: str) -> None:
+    _err.print(plain("error:", "bold red") + " " + _message(text), highlight=False, soft_wrap=True)
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout has gone (``| head -1``): send what is left nowhere, quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout is not a real file
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -564,7 +593,7 @@ def report(
             sys.stdout.write(render(result, fmt))
         pictures = write_pictures(settings, result, html=html, png=png, svg=svg, disclosure=rule)
         for path in pictures:
-            _err.print(f"wrote {path}", highlight=False)
+            _err.print(_message(f"wrote {path}"), highlight=False)
 
 
 @app.command()
@@ -765,7 +794,9 @@ def db_downgrade(
         typer.echo(f"warehouse downgraded to {revision}")
 
 
-keys_app = typer.Typer(help="The pseudonym key: identifier and rotation.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="The pseudonym key: identifier and rotation.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(keys_app, name="keys")
 
 
@@ -913,7 +944,17 @@ def publish(
 def main() -> None:
     """Console-script entry point (also ``python -m evergreen_etl``, under the same name, so
     that shell completion answers either way)."""
-    app(prog_name="evergreen-etl")
+    try:
+        app(prog_name="evergreen-etl")
+    except SystemExit:
+        # Typer's own output (--help, usage errors) meeting a closed pipe exits 1 after
+        # swapping stdout for a wrapper that swallows the error: report it as ours do.
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            raise SystemExit(BROKEN_PIPE_EXIT) from None
+        raise
+    except BrokenPipeError:
+        _stdout_gone()
+        raise SystemExit(BROKEN_PIPE_EXIT) from None
 
 
 add_history_commands(app)

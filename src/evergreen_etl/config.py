@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.redact import redact_url as redact_url  # one redaction for every URL
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -35,7 +35,6 @@ ENV_PREFIX = "EVERGREEN_"
 REDACTED = "***"
 SECRET_SETTINGS = frozenset({"pseudonym_key"})
 _PATH_SETTINGS = frozenset({"data_dir", "pseudonym_key_file"})
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "signature", "credential")
 
 _EXPLICIT: ContextVar[Path | None] = ContextVar("config_file", default=None)
 
@@ -107,25 +106,6 @@ class ConfigFileSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(self.values)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (and any secret-looking query value) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password:
-        userinfo = f"{parts.username or ''}:{parts.password}@"
-        url = url.replace(userinfo, f"{parts.username or ''}:{REDACTED}@", 1)
-    if parts.query:
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        query = urlencode(
-            [
-                (name, REDACTED if any(w in name.lower() for w in _SECRET_WORDS) else value)
-                for name, value in pairs
-            ],
-            safe="*",
-        )
-        url = url.replace(f"?{parts.query}", f"?{query}", 1)
-    return url
 
 
 def _dotenv(path: Path) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from evergreen_etl.safe_text import escaped
+
 
 class EvergreenError(Exception):
     """Base class for every error the pipeline reports to a user.
@@ -14,9 +16,10 @@ class EvergreenError(Exception):
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
+        # One line whatever the message quotes (a zip member's name may hold a line break).
+        super().__init__(escaped(message))
         if hint is not None:
-            self.hint = hint
+            self.hint = escaped(hint)
 
 
 class ConfigurationError(EvergreenError):

@@ -16,16 +16,37 @@ from typing import Literal
 from pydantic import BaseModel
 
 from evergreen_etl.observe import StageEnd, StageStart, notify
+from evergreen_etl.redact import redact_text
+from evergreen_etl.safe_text import terminal_text
 
 LogFormat = Literal["text", "json"]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _RUN_ID: ContextVar[str | None] = ContextVar("run_id", default=None)
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+class TextFormatter(logging.Formatter):
+    """``time LEVEL message`` for a terminal: no control characters, URL credentials redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields.
+
+    Any URL's credentials are redacted, in the message and in the fields.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(self._json(record))
+
+    def _json(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).replace(tzinfo=None)
         payload: dict[str, object] = {
             "ts": stamp.isoformat(timespec="milliseconds") + "Z",
@@ -47,7 +68,7 @@ def configure_logging(*, level: int = logging.INFO, fmt: LogFormat = "text") -> 
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

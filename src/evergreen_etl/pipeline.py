@@ -6,7 +6,10 @@ import logging
 from datetime import datetime, timedelta
 
 from evergreen_etl.anonymise import anonymise
+from evergreen_etl.datadir.lock import holding_data_dir
+from evergreen_etl.datadir.modes import private_umask
 from evergreen_etl.extract import extract
+from evergreen_etl.failpoints import failpoint
 from evergreen_etl.load import load
 from evergreen_etl.logs import current_run_id, new_run_id, timed_stage
 from evergreen_etl.models import RunResult
@@ -23,6 +26,7 @@ DEMO_FIRST_SNAPSHOT = datetime(2024, 1, 1)
 DEMO_SNAPSHOT_INTERVAL = timedelta(days=91)
 
 
+@holding_data_dir
 def run(
     settings: Settings,
     *,
@@ -39,8 +43,10 @@ def run(
 ) -> RunResult:
     """Run every stage in order on the configured sources; return each stage's result.
 
-    With ``dry_run`` the load is computed and rolled back, and there is no report.
-    ``replace`` loads a different snapshot at a time already loaded as its correction.
+    The stages run under the data directory's lock (``holding_data_dir``): a second run on
+    the same directory waits for this one to end. With ``dry_run`` the load is computed and
+    rolled back, and there is no report. ``replace`` loads a different snapshot at a time
+    already loaded as its correction.
     """
     if as_of is not None:  # before anything is fetched
         check_not_future(to_utc_naive(as_of), what="--as-of", allow_future=allow_future)
@@ -51,6 +57,7 @@ def run(
     with timed_stage("anonymise", run_id) as out:
         anonymised = anonymise(settings, max_reject_rate=max_reject_rate, progress=progress)
         out.append(anonymised)
+    failpoint("run.anonymised")
     with timed_stage("load", run_id) as out:
         loaded = load(
             settings,
@@ -90,9 +97,10 @@ def demo(
     from evergreen_etl.sample import generate_sample
 
     sample_dir = settings.data.sample
-    sample = generate_sample(
-        sample_dir, users=users, postcodes=postcodes, snapshots=snapshots, seed=seed
-    )
+    with private_umask():  # sample users are made up, but kept like real ones
+        sample = generate_sample(
+            sample_dir, users=users, postcodes=postcodes, snapshots=snapshots, seed=seed
+        )
     results = []
     for k, users_path in enumerate(sample.users_paths):
         as_of = DEMO_FIRST_SNAPSHOT + k * DEMO_SNAPSHOT_INTERVAL

@@ -62,3 +62,16 @@ def test_json_logs_carry_run_id_stage_counts_and_duration(
     assert all(r["duration_s"] >= 0 for r in stages.values())
     assert stages["load"]["counts"]["new"] == stages["load"]["counts"]["users_in_snapshot"]
     assert stages["anonymise"]["counts"]["records_read"] > 0
+
+
+def test_text_log_lines_hold_no_control_characters() -> None:
+    """A logged name with escape codes reaches the terminal without them (text format)."""
+    import logging
+
+    from evergreen_etl.logs import TextFormatter
+
+    record = logging.makeLogRecord(
+        {"msg": "names: %s skipped", "args": ("\x1b]0;owned\x07x\x1b[2J",), "levelname": "WARNING"}
+    )
+
+    assert TextFormatter().format(record).endswith("WARNING names: ]0;ownedx[2J skipped")

@@ -327,3 +327,14 @@ def test_any_records_in_any_form_read_back_equal(
 
     assert [record.value for record in read] == records
     assert [record.position for record in read] == list(range(1, len(records) + 1))
+
+
+@pytest.mark.parametrize("ending", ["", '"}\n'], ids=["never-ends", "ends-too-late"])
+def test_a_record_over_the_limit_is_refused(tmp_path: Path, ending: str) -> None:
+    """A record longer than the limit is refused naming its line, whether it ends or not."""
+    path = tmp_path / "users.json"
+    path.write_text('{"email": "a@example.com"}\n{"email": "' + "x" * 5000 + ending)
+
+    reader = UsersReader(path, chunk_size=64, max_record_chars=1000)
+    with pytest.raises(SourceError, match=r"users\.json: line 2: a record longer than 1,000"):
+        list(reader)

@@ -20,6 +20,7 @@ from evergreen_etl.anonymise.clean import birth_year, coarsen_sex
 from evergreen_etl.datadir.files import atomic_output, atomic_outputs
 from evergreen_etl.datadir.layout import REJECTS_NAME, STAGED_USERS_NAME, SUMMARY_NAME
 from evergreen_etl.datadir.manifest import recorded_entry, recorded_sha256, source_label
+from evergreen_etl.datadir.modes import private_dir
 from evergreen_etl.datadir.staged import REJECT_COLUMNS, STAGED_COLUMNS
 from evergreen_etl.errors import DataQualityError, SourceError
 from evergreen_etl.gc_pause import collector_paused
@@ -27,6 +28,7 @@ from evergreen_etl.models import AnonymiseResult, ManifestEntry
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
 from evergreen_etl.privacy.pseudonym import PseudonymKey, load_key, normalise_email
 from evergreen_etl.progress import Progress
+from evergreen_etl.safe_text import csv_writer
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.users import UsersReader
 from evergreen_etl.times import json_default
@@ -61,7 +63,7 @@ def anonymise(
         raise SourceError(f"{source}: users file not found (run `evergreen-etl extract` first)")
     key = key or load_key(settings)
     limit = settings.max_reject_rate if max_reject_rate is None else max_reject_rate
-    data.staged.mkdir(parents=True, exist_ok=True)
+    private_dir(data.staged)
     paths = {STAGED_USERS: data.staged_users, REJECTS: data.rejects, SUMMARY: data.summary}
     entry = recorded_entry(data.raw, "users", source)
     label = source_label(entry, source)
@@ -389,7 +391,7 @@ def _write_staged(
         # Unix line ends: the loader splits lines without rewriting "\r\n" first.
         out = csv.writer(staged_handle, lineterminator="\n")
         out.writerow(STAGED_COLUMNS)
-        rej = csv.writer(rejects_handle, lineterminator="\n")
+        rej = csv_writer(rejects_handle)
         rej.writerow(REJECT_COLUMNS)
         for batch in prepared:
             records += len(batch)

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from evergreen_etl.datadir.modes import PRIVATE_FILE, private_dir
+
 __all__ = ["CHUNK_SIZE", "atomic_output", "atomic_outputs", "file_sha256", "fsync_directory"]
 
 CHUNK_SIZE = 1024 * 1024
@@ -76,9 +78,10 @@ def atomic_outputs(*dests: Path) -> Iterator[tuple[Path, ...]]:
 
 
 def _temporary_beside(dest: Path) -> tuple[int, Path]:
-    """A new temporary file in ``dest``'s directory (created if need be): descriptor and path."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """A new temporary file in ``dest``'s directory (created 0700 if need be), mode 0600."""
+    private_dir(dest.parent, tighten=False)
     fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.fchmod(fd, PRIVATE_FILE)  # mkstemp's 0600, unless the umask took more
     return fd, Path(temp_name)
 
 

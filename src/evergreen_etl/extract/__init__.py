@@ -16,6 +16,7 @@ from evergreen_etl.datadir.files import fsync_directory
 from evergreen_etl.datadir.layout import RAW_POSTCODES_NAME as POSTCODES_FILE
 from evergreen_etl.datadir.layout import RAW_USERS_NAME as USERS_FILE
 from evergreen_etl.datadir.manifest import manifest_path, read_manifest, write_manifest
+from evergreen_etl.datadir.modes import PRIVATE_FILE, private_dir
 from evergreen_etl.errors import ConcurrentLoadError, SourceError
 from evergreen_etl.extract.fetch import DEFAULT_MAX_BYTES, fetch_source
 from evergreen_etl.extract.locations import resolve_location
@@ -71,7 +72,7 @@ def extract(
 
     raw_dir = settings.raw_dir
     try:
-        raw_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(raw_dir)
         with _exclusive(settings.data.extract_lock):
             _remove_leftovers(raw_dir)
             return _fetch_both(
@@ -132,8 +133,9 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
         return
     import fcntl
 
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
+        os.fchmod(fd, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

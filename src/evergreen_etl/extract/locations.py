@@ -1,7 +1,7 @@
 """Where a source is: an http(s):// URL, a ``file://`` URL or a local path; and URLs fit to show.
 
-Credentials in a URL are never shown (``redact_url``) nor left in the URL a request is sent
-to, where HTTP libraries log them (``split_credentials``).
+Credentials in a URL are never shown (``redact_url``, from ``evergreen_etl.redact``) nor left
+in the URL a request is sent to, where HTTP libraries log them (``split_credentials``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from urllib.request import url2pathname
 import httpx
 
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.redact import redact_url
 
 __all__ = [
     "HttpLocation",
@@ -59,7 +60,7 @@ def resolve_location(url: str) -> Location:
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ConfigurationError(
-                f"source URL {text} names a remote host; file:// URLs must be local"
+                f"source URL {redact_url(text)} names a remote host; file:// URLs must be local"
             )
         return LocalLocation(Path(url2pathname(parts.path)))
     # A one-letter "scheme" is a Windows drive letter (C:\data\users.json), not a scheme.
@@ -69,15 +70,6 @@ def resolve_location(url: str) -> Location:
         f"unsupported scheme {scheme!r} in source URL {redact_url(text)}; "
         "use http://, https://, file:// or a local path"
     )
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password in its user-info replaced, for messages and the manifest."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:

@@ -17,12 +17,16 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evergreen_etl.datadir.modes import PRIVATE_FILE, private_dir
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.settings import Settings, validate_key_text
 
 log = logging.getLogger(__name__)
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+# No whitespace and no lone surrogates (legal as JSON escapes, but not text: no UTF-8).
+_PART = r"[^@\s\ud800-\udfff]"
+_LAST = r"[^@\s.\ud800-\udfff]"
+_EMAIL_RE = re.compile(rf"^{_PART}+@{_PART}+\.{_LAST}{{2,}}$")
 _KEY_ID_MESSAGE = b"evergreen-etl key id v1"
 
 
@@ -92,11 +96,17 @@ def key_from_file(path: Path) -> PseudonymKey:
 
 def create_key_file(path: Path) -> None:
     """Write a new random key to ``path`` with mode 0600, unless the file exists already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        private_dir(path.parent, tighten=False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     except FileExistsError:  # another process created it first: use theirs
         return
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{path}: cannot create the pseudonym key file ({exc.strerror}); "
+            "set EVERGREEN_PSEUDONYM_KEY_FILE to a writable place or give the key"
+        ) from None
+    os.fchmod(fd, PRIVATE_FILE)  # 0600 exactly, whatever the umask
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     log.warning(
@@ -118,4 +128,12 @@ def read_key_file(path: Path) -> str:
         raise ConfigurationError(
             f"{path}: the pseudonym key file is accessible to other users; run: chmod 600 {path}"
         )
-    return path.read_text().strip()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ConfigurationError(
+            f"{path}: cannot read the pseudonym key file ({reason}); it must be a text file "
+            "that the user running evergreen-etl owns and may read: "
+            f"chown that user {path} && chmod 600 {path}"
+        ) from None

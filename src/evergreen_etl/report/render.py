@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,6 +10,7 @@ from typing import Any, Literal
 
 from evergreen_etl.report.disclosure import SUPPRESSED
 from evergreen_etl.report.results import Analysis
+from evergreen_etl.safe_text import csv_writer, terminal_text
 
 ReportFormat = Literal["table", "csv", "json"]
 _LABELS = {
@@ -56,9 +56,12 @@ def text_table(
 
     ``columns`` are ``(label, right_aligned)`` pairs. Cells are never wrapped or cut, so the
     text greps and diffs well however wide it is; written without a terminal library, it
-    renders a national report's few hundred rows in a millisecond.
+    renders a national report's few hundred rows in a millisecond. Control characters are
+    taken out of every cell, the title and the note: the text is meant for a terminal.
     """
-    body = [list(row) for row in rows]
+    title = terminal_text(title)
+    note = terminal_text(note) if note else note
+    body = [[terminal_text(cell) for cell in row] for row in rows]
     labels = [label for label, _ in columns]
     lines = [labels, *body, *([list(footer)] if footer is not None else [])]
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
@@ -117,7 +120,7 @@ def render(result: Analysis[Any], fmt: ReportFormat) -> str:
     counts = set(result.counts)
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         writer.writerow(result.columns)
         for row in result.rows:
             writer.writerow(

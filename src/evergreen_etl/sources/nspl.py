@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
 import lzma
 import os
 import re
@@ -25,6 +26,8 @@ from typing import IO, Any, cast
 from evergreen_etl.errors import SourceError
 from evergreen_etl.sources.archive import check_archive
 from evergreen_etl.workers import WorkerBatches
+
+log = logging.getLogger("evergreen_etl.load")
 
 # Column roles and the header names that different vintages give them, in order of preference.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -58,6 +61,17 @@ _MEMO_LIMIT = 100_000
 # times instead of their sum. Below it, a process costs more than it saves.
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 BATCH_ROWS = 10_000
+# Bounds on what one piece of the lookup may hold, enforced while streaming, so that a hostile
+# zip that passes the archive checks still cannot make a reader buffer without end. A national
+# NSPL line is about 500 bytes and its names file a few tens of kilobytes.
+MAX_LINE_BYTES = 1 << 20
+"""The longest line (or quoted record spanning lines) of a CSV in the zip."""
+MAX_FIELD_CHARS = 128 * 1024
+"""The largest field of a quoted CSV record (Python's ``csv`` default, stated here)."""
+MAX_NAMES_BYTES = 4 << 20
+"""The largest authority names-and-codes file, once inflated."""
+# Government Statistical Service codes: a letter and eight digits (E06000001, W92000004).
+_GSS_CODE = re.compile(r"[A-Z][0-9]{8}")
 
 # (postcode, outward, laua, ctry, rgn, lat, long, dointr, doterm)
 PostcodeRow = tuple[
@@ -79,10 +93,15 @@ def _is_junk(name: str) -> bool:
     return name.startswith("__MACOSX/") or base.startswith("._") or name.endswith("/")
 
 
-def _read_header(zf: zipfile.ZipFile, name: str) -> list[str]:
+def _read_header(zf: zipfile.ZipFile, name: str, label: str) -> list[str]:
     with zf.open(name) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
-        first = text.readline()
+        first = text.readline(MAX_LINE_BYTES + 1)
+    if len(first) > MAX_LINE_BYTES:
+        raise SourceError(
+            f"{label}: {name}: line 1: longer than {MAX_LINE_BYTES:,} characters; "
+            "not a postcode lookup"
+        )
     return next(csv.reader([first]), [])
 
 
@@ -110,7 +129,7 @@ def find_members(zf: zipfile.ZipFile, zip_name: str) -> LookupMembers:
         if _is_junk(info.filename) or not info.filename.lower().endswith(".csv"):
             continue
         try:
-            header = [h.strip().lower() for h in _read_header(zf, info.filename)]
+            header = [h.strip().lower() for h in _read_header(zf, info.filename, zip_name)]
         except _CORRUPT as exc:
             raise SourceError(
                 f"{zip_name}: {info.filename}: the zip member is corrupt ({exc})"
@@ -166,6 +185,29 @@ def _no_value(code: str) -> str | None:
     return code
 
 
+def is_gss_code(code: str) -> bool:
+    """True for a Government Statistical Service code: a capital letter and eight digits."""
+    return _GSS_CODE.fullmatch(code) is not None
+
+
+class _GssCodes:
+    """``_no_value``, refusing (``SourceError``) a code that is not a GSS code."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, text: str) -> str | None:
+        code = _no_value(text)
+        if code is not None and not is_gss_code(code):
+            # Quoted with repr(): escaped, cut short, and lookup data is not personal data.
+            shown = repr(code[:24] + ("…" if len(code) > 24 else ""))
+            raise SourceError(
+                f"{self._name}: the code {shown} is not a GSS code (a capital letter and eight "
+                "digits, e.g. E06000001); refusing the lookup"
+            )
+        return code
+
+
 def _text_or_none(text: str) -> str | None:
     return text.strip() or None
 
@@ -206,6 +248,7 @@ class _CsvRecords:
         self._csv_lines_before: int | None = None  # set once csv.reader has taken over
         self._csv: Any = None
         self._last: list[str] = []
+        self._record_chars = 0  # csv.reader: the characters read for the record under way
         self._blocks = self._texts()
 
     def batches(self) -> Iterator[Iterator[list[str]]]:
@@ -237,14 +280,26 @@ class _CsvRecords:
     def _remember(self, rows: Iterator[list[str]]) -> Iterator[list[str]]:
         for row in rows:
             self._last = row
+            self._record_chars = 0
             yield row
 
     def _csv_lines(self, first: str) -> Iterator[str]:
-        yield from io.StringIO(first, newline="")
+        yield from self._bounded(first)
         self._lines_before += first.count("\n")
         for text in self._blocks:  # the same stream of blocks, carried on
-            yield from io.StringIO(text, newline="")
+            yield from self._bounded(text)
             self._lines_before += text.count("\n")
+
+    def _bounded(self, text: str) -> Iterator[str]:
+        """The lines of ``text``, refusing a quoted record that spans more than the limit."""
+        for line in io.StringIO(text, newline=""):
+            self._record_chars += len(line)
+            if self._record_chars > MAX_LINE_BYTES:
+                raise SourceError(
+                    f"{self._name}: line {self.line_num + 1}: a record longer than "
+                    f"{MAX_LINE_BYTES:,} characters; not a postcode lookup"
+                )
+            yield line
 
     def _texts(self) -> Iterator[str]:
         """Decoded blocks of whole lines, each ending with a line break."""
@@ -255,6 +310,15 @@ class _CsvRecords:
             data = pending + chunk if pending else chunk
             if chunk:
                 cut = data.rfind(b"\n") + 1
+                # A line carried over from the last block must end within the limit; lines
+                # that start in this block are shorter than a block, so within it too.
+                if (not cut and len(data) > MAX_LINE_BYTES) or (
+                    pending and data.find(b"\n") > MAX_LINE_BYTES
+                ):
+                    raise SourceError(
+                        f"{self._name}: line {self._lines_before + 1}: longer than "
+                        f"{MAX_LINE_BYTES:,} bytes; not a postcode lookup"
+                    )
                 if not cut:  # one line longer than a block: read on
                     pending = data
                     continue
@@ -274,23 +338,22 @@ class _CsvRecords:
                 line = self._lines_before + data.count(b"\n", 0, exc.start) + 1
                 raise SourceError(f"{self._name}: line {line}: not valid UTF-8") from None
 
-    def short_row(self, width: int) -> tuple[int, int] | None:
+    def short_row(self, width: int, index: int) -> tuple[int, int] | None:
         """``(line, columns)`` of the row that had fewer than ``width`` fields, None if blank.
 
-        Called when picking the fields of a row failed. In a block of split lines that row is
-        the first short line that is not blank (blank lines are skipped, and an earlier short
-        row would have been reported first).
+        Called when picking the fields of a row failed: the row ``index`` of the current
+        block of split lines (the rows before it were picked or skipped), or the row
+        ``csv.reader`` gave last. One look at that row, so blank lines cost one step each.
         """
         if self._csv_lines_before is not None:
             row = self._last
             if not row or row == [""]:
                 return None
             return self._csv_lines_before + int(self._csv.line_num), len(row)
-        for index, line in enumerate(self._block):
-            columns = line.count(",") + 1
-            if line and columns < width:
-                return self._lines_before + index + 1, columns
-        return None
+        line = self._block[index]
+        if not line:
+            return None
+        return self._lines_before + index + 1, line.count(",") + 1
 
     @property
     def line_num(self) -> int:
@@ -324,21 +387,51 @@ class PostcodeLookupReader:
             self._index[role] = _column_index(header, aliases)
 
     def authority_names(self) -> dict[str, str]:
-        """Local-authority names from the zip's own names-and-codes lookup ({} if none)."""
+        """Local-authority names from the zip's own names-and-codes lookup ({} if none).
+
+        Rows whose code is not a GSS code are skipped (and counted in a warning): such a
+        code never names an authority. A names file over ``MAX_NAMES_BYTES`` is refused.
+        """
         if self.members.names is None:
             return {}
+        where = f"{self.label}: {self.members.names}"
         names: dict[str, str] = {}
-        with _open_zip(self.path, self.label) as zf, zf.open(self.members.names) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
-            reader = csv.reader(text)
-            header = [h.strip().lower() for h in next(reader, [])]
-            columns = _names_columns(header)
-            if columns is None:  # pragma: no cover - find_members checked it
-                return {}
-            code_i, name_i = columns
-            for row in reader:
-                if len(row) > max(code_i, name_i) and row[code_i].strip():
-                    names[row[code_i].strip()] = row[name_i].strip()
+        skipped = 0
+        with _open_zip(self.path, self.label) as zf:
+            size = zf.getinfo(self.members.names).file_size
+            if size > MAX_NAMES_BYTES:
+                raise SourceError(
+                    f"{where}: the authority names file holds {size:,} bytes, over the "
+                    f"{MAX_NAMES_BYTES:,} byte limit"
+                )
+            try:
+                with zf.open(self.members.names) as raw:
+                    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+                    reader = csv.reader(text)
+                    header = [h.strip().lower() for h in next(reader, [])]
+                    columns = _names_columns(header)
+                    if columns is None:  # pragma: no cover - find_members checked it
+                        return {}
+                    code_i, name_i = columns
+                    for row in reader:
+                        if len(row) <= max(code_i, name_i) or not row[code_i].strip():
+                            continue
+                        code = row[code_i].strip()
+                        if is_gss_code(code):
+                            names[code] = row[name_i].strip()
+                        else:
+                            skipped += 1
+            except _CORRUPT as exc:
+                raise SourceError(f"{where}: the zip member is corrupt ({exc})") from None
+            except csv.Error as exc:
+                raise SourceError(f"{where}: line {reader.line_num}: {exc}") from None
+        if skipped:
+            log.warning(
+                "%s: %d rows skipped: their code is not a GSS code (a capital letter and "
+                "eight digits)",
+                where,
+                skipped,
+            )
         return names
 
     def batches(
@@ -359,7 +452,7 @@ class PostcodeLookupReader:
             while batch := list(islice(rows, size)):
                 yield batch
             return
-        builder = _RowBuilder(self._absent_roles())
+        builder = _RowBuilder(self._absent_roles(), f"{self.label}: {self.members.data}")
         empty = True
         with WorkerBatches(
             _fields_in_worker,
@@ -411,12 +504,14 @@ class PostcodeLookupReader:
             for lines in records.batches():
                 fields = map(pick, lines)
                 batch: list[tuple[str, ...]] = []
+                blank = 0
                 while True:
                     try:
                         batch.extend(fields)
                     except IndexError:  # a row with too few fields: blank, or an error
-                        short = records.short_row(width)
+                        short = records.short_row(width, len(batch) + blank)
                         if short is None:
+                            blank += 1
                             continue  # a blank line: go on with the rest of the block
                         line, found = short
                         raise SourceError(
@@ -431,7 +526,7 @@ class PostcodeLookupReader:
             raise SourceError(f"{name}: line {records.line_num}: {exc}") from None
 
     def _rows(self, raw: IO[bytes]) -> Iterator[PostcodeRow]:
-        builder = _RowBuilder(self._absent_roles())
+        builder = _RowBuilder(self._absent_roles(), f"{self.label}: {self.members.data}")
         empty = True
         for fields in self._fields(raw):
             rows = list(builder.rows(fields))
@@ -453,9 +548,13 @@ class _RowBuilder:
     look-ups for the code and date columns (a few hundred distinct values) and ``float``.
     """
 
-    def __init__(self, absent: frozenset[int]) -> None:
+    def __init__(self, absent: frozenset[int], name: str) -> None:
         self._absent = absent
-        self._codes = _Memo(_no_value)
+        self._codes = _Memo(_GssCodes(name))
+        # An absent column reads the postcode column (blanked afterwards): not a code to check.
+        unchecked = _Memo(_no_value)
+        self._ctry_codes = unchecked if _ROW_ROLES.index("ctry") in absent else self._codes
+        self._rgn_codes = unchecked if _ROW_ROLES.index("rgn") in absent else self._codes
         self._dates = _Memo(_text_or_none)
 
     def rows(self, fields: Iterable[tuple[str, ...]]) -> Iterator[PostcodeRow]:
@@ -469,7 +568,7 @@ class _RowBuilder:
         )
 
     def _rows(self, fields: Iterable[tuple[str, ...]]) -> Iterator[PostcodeRow]:
-        codes = self._codes
+        codes, ctry_codes, rgn_codes = self._codes, self._ctry_codes, self._rgn_codes
         dates = self._dates
         for postcode, laua, ctry, rgn, lat, long, dointr, doterm in fields:
             if postcode[-4:-3] == " " and postcode.count(" ") == 1 and postcode.isupper():
@@ -500,8 +599,8 @@ class _RowBuilder:
                 canonical,
                 outward,
                 codes[laua],
-                codes[ctry],
-                codes[rgn],
+                ctry_codes[ctry],
+                rgn_codes[rgn],
                 latitude,
                 longitude,
                 dates[dointr],

@@ -16,6 +16,12 @@ from typing import Any
 from evergreen_etl.errors import SourceError
 
 _CHUNK = 1 << 20
+MAX_RECORD_CHARS = 64 << 20
+"""The longest record (one top-level JSON value, its fields included) the reader accepts.
+
+A real record is a few hundred characters; the bound stops one endless record (a string or
+array that never closes) from being buffered without end.
+"""
 _WHITESPACE = " \t\r\n"
 _decoder = json.JSONDecoder()
 
@@ -36,14 +42,27 @@ class UsersReader:
     naming the file and the line, never quoting the content (it is personal data).
     """
 
-    def __init__(self, path: Path, *, chunk_size: int = _CHUNK, label: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        chunk_size: int = _CHUNK,
+        label: str | None = None,
+        max_record_chars: int = MAX_RECORD_CHARS,
+    ) -> None:
         self.path = path
         self.label = label or path.name
         self.chunk_size = chunk_size
+        self.max_record_chars = max_record_chars
         self.input_format = "empty"
 
     def _fail(self, line: int, what: str) -> SourceError:
         return SourceError(f"{self.label}: line {line}: {what}")
+
+    def _too_long(self, line: int) -> SourceError:
+        return self._fail(
+            line, f"a record longer than {self.max_record_chars:,} characters; not a users export"
+        )
 
     def __iter__(self) -> Iterator[SourceRecord]:
         try:
@@ -127,6 +146,8 @@ class UsersReader:
                     # string that runs off it. Reading more and retrying settles it.
                     near_end = exc.pos >= len(buf) - 8 or exc.msg.startswith("Unterminated")
                     if near_end and not eof:
+                        if len(buf) - pos > self.max_record_chars:
+                            raise self._too_long(line) from None
                         read_size = min(read_size * 2, 64 * _CHUNK)
                         more()
                         continue
@@ -137,6 +158,8 @@ class UsersReader:
                 except ValueError:
                     # Python refuses to convert an integer of more than 4,300 digits.
                     raise self._fail(line, "not valid JSON (a number too long to read)") from None
+            if end - pos > self.max_record_chars:
+                raise self._too_long(line)
             # Back to the normal read size: it grows only while one record spans the buffer,
             # so memory follows the largest record, never the size of the file.
             read_size = self.chunk_size

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from evergreen_etl.datadir.modes import create_private_file, private_dir
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.dialect import backend_for
@@ -36,12 +37,14 @@ def make_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         uri = str(parsed.query.get("uri", "")).lower() == "true"
+        database = None
         if parsed.database and parsed.database != ":memory:" and not uri:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(parsed.database)
+            private_dir(database.parent, tighten=False)
         engine = create_engine(
             parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, database)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -61,7 +64,14 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, database: Path | None) -> None:
+    if database is not None:
+        # Created 0600 just before SQLite opens it (not before: a dry run must be able to tell
+        # a new file from an old one); its WAL and SHM files then take the same mode.
+        @event.listens_for(engine, "do_connect")
+        def _private_file(*_args: Any) -> None:
+            create_private_file(database)
+
     # pysqlite's own transaction handling defers BEGIN and commits around DDL; take control,
     # so that a load is one real transaction and holds the write lock from its start.
     @event.listens_for(engine, "connect")
