@@ -29,6 +29,9 @@ from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.db_errors import translate_database_error
 from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
 from evergreen_etl.warehouse.lookup import load_postcodes
+from evergreen_etl.warehouse.lookup_versions import LookupVersion
+from evergreen_etl.warehouse.precision import check_precision
+from evergreen_etl.warehouse.relocate import Relocation, add_lookup_version
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
 from evergreen_etl.warehouse.schema import etl_run
 
@@ -47,6 +50,7 @@ def load(
     engine: Engine | None = None,
     k_guard: KAnonymityGuard | None = None,
     precision: LocationPrecision | None = None,
+    coarsen: bool = False,
     progress: bool = True,
 ) -> LoadResult:
     """Merge the staged snapshot (and the lookup, when it changed) into the warehouse.
@@ -56,7 +60,10 @@ def load(
     Last-Modified, else now (UTC). A snapshot older than the newest loaded one is refused;
     the same snapshot loaded again changes nothing. With ``k_guard``, the merged warehouse's
     k-anonymity is measured before the commit, to warn or to refuse the load. ``precision``
-    (default: the settings') decides what the warehouse keeps of each postcode.
+    (default: the settings') decides what the warehouse keeps of each postcode; a precision
+    other than the warehouse's is refused, unless ``coarsen`` and coarser (every stored
+    postcode is then rewritten). A new lookup is recorded as a version and re-locates the
+    whole history (``relocated``).
     """
     summary = read_staged_summary(settings.staged_dir)
     staged_users = settings.staged_dir / STAGED_USERS
@@ -99,6 +106,7 @@ def load(
                         absent=absent,
                         k_guard=k_guard,
                         precision=LocationPrecision(precision or settings.location_precision),
+                        coarsen=coarsen,
                         progress=progress,
                     )
             except IntegrityError as exc:
@@ -129,6 +137,7 @@ def _load_in_transaction(
     absent: AbsentPolicy,
     k_guard: KAnonymityGuard | None,
     precision: LocationPrecision,
+    coarsen: bool,
     progress: bool,
 ) -> LoadResult:
     key_id = str(summary["key_id"])
@@ -152,6 +161,7 @@ def _load_in_transaction(
             log.info("this snapshot is already loaded: nothing to do")
             return _skipped(as_of, int(summary.get("rejected", 0)))
 
+    coarsened = check_precision(conn, precision, coarsen=coarsen)
     started = utc_now()
     run_id = conn.execute(
         text(
@@ -176,9 +186,14 @@ def _load_in_transaction(
         )
     ).scalar()
     postcodes_loaded: int | None = None
+    version: LookupVersion | None = None
+    relocation = Relocation()
     if last_lookup != postcodes_sha:
         postcodes_loaded = load_postcodes(conn, lookup, progress=progress)
         failpoint("load.postcodes_loaded")
+        version, relocation = add_lookup_version(
+            conn, lookup, sha256=postcodes_sha, postcodes=postcodes_loaded, run_id=run_id
+        )
     else:
         log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
 
@@ -192,6 +207,9 @@ def _load_in_transaction(
     details: dict[str, Any] = {
         "location": merged.location.model_dump(),
         "location_precision": precision.value,
+        "coarsened": coarsened,
+        "lookup_version": version.version_id if version is not None else None,
+        "relocated": relocation.model_dump(),
         "attributes_updated": merged.attributes_updated,
         "anonymise": {
             k: summary.get(k)
@@ -252,6 +270,10 @@ def _load_in_transaction(
         rejected=rejected,
         location=merged.location,
         smallest_k=risk.smallest_k if risk is not None else None,
+        lookup_version=version.version_id if version is not None else None,
+        relocated=relocation.users,
+        relocated_by_reason=relocation.by_reason,
+        coarsened=coarsened,
     )
 
 

@@ -126,6 +126,17 @@ class LoadResult(_Frozen):
     rejected: int
     location: LocationCounts
     smallest_k: int | None = Field(None, description="k-anonymity after the load, if measured")
+    lookup_version: int | None = Field(
+        None, description="The lookup version this load recorded (None: lookup unchanged)"
+    )
+    relocated: int = Field(
+        0, description="Users the new lookup version located in another authority, any period"
+    )
+    relocated_by_reason: dict[str, int] = Field(
+        default_factory=dict,
+        description="relocated per reason: matched, moved, partial, unmatched",
+    )
+    coarsened: bool = Field(False, description="Every stored postcode was coarsened first")
 
 
 Boundaries = Literal["supplied", "current"]
