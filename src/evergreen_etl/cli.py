@@ -113,6 +113,14 @@ Precision = Annotated[
         help="What the warehouse keeps of a postcode: postcode, sector, district or authority.",
     ),
 ]
+Coarsen = Annotated[
+    bool,
+    typer.Option(
+        "--coarsen",
+        help="Allow a coarser --location-precision than the warehouse holds: every stored "
+        "postcode is rewritten to it first (in the load's transaction).",
+    ),
+]
 AutoUpgrade = Annotated[
     bool, typer.Option("--auto-upgrade", help="Migrate an out-of-date warehouse schema first.")
 ]
@@ -263,6 +271,7 @@ def load(
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
+    coarsen: Coarsen = False,
     auto_upgrade: AutoUpgrade = False,
     debug: Debug = False,
     quiet: Quiet = False,
@@ -284,6 +293,7 @@ def load(
             as_of=_as_of(as_of),
             absent=absent,
             auto_upgrade=auto_upgrade,
+            coarsen=coarsen,
             progress=not quiet,
         )
         typer.echo(result.model_dump_json(indent=2))
@@ -309,12 +319,21 @@ ToTime = Annotated[
     typer.Option("--to", help="movers: end of the period (default: --as-of, else now)."),
 ]
 BoundariesOption = Annotated[
-    Literal["supplied", "current"] | None,
+    Literal["lookup", "recorded", "current", "supplied"] | None,
     typer.Option(
         "--boundaries",
-        help="Authorities as the lookup supplies them (the default), or today's (abolished "
-        "codes mapped to their successor). Reports by place only.",
+        help="lookup (the default): every period located with the newest postcode lookup; "
+        "recorded: as located when loaded; current: the newest lookup, then today's "
+        "authority codes. 'supplied' is the old name of 'lookup'. Reports by place only.",
         show_default=False,
+    ),
+]
+WithMetadata = Annotated[
+    bool,
+    typer.Option(
+        "--with-metadata",
+        help="JSON: an envelope {metadata, rows}; CSV: the metadata as extra columns "
+        "(boundary basis, lookup version, disclosure rule).",
     ),
 ]
 HtmlOut = Annotated[
@@ -339,6 +358,7 @@ def report(
     to_time: ToTime = None,
     boundaries: BoundariesOption = None,
     fmt: Format = "table",
+    with_metadata: WithMetadata = False,
     min_count: MinCount = None,
     disclosure: Disclosure = None,
     html: HtmlOut = None,
@@ -372,7 +392,12 @@ def report(
             boundaries=boundaries,
             disclosure=rule,
         )
-        sys.stdout.write(render(result, fmt))
+        if with_metadata:
+            from evergreen_etl.report.metadata import render_with_metadata
+
+            sys.stdout.write(render_with_metadata(result, fmt))
+        else:
+            sys.stdout.write(render(result, fmt))
         for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
             _err.print(f"wrote {path}", highlight=False)
 
@@ -564,6 +589,25 @@ def risk(
         settings = _settings(data_dir=data_dir, database_url=database_url)
         result = risk_report(settings, as_of=_as_of(as_of), threshold=threshold)
         sys.stdout.write(render(result, fmt))
+
+
+lookup_app = typer.Typer(help="The postcode lookup versions loaded.", no_args_is_help=True)
+app.add_typer(lookup_app, name="lookup")
+
+
+@lookup_app.command("list")
+def lookup_list(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    fmt: Format = "table",
+    debug: Debug = False,
+) -> None:
+    """Every postcode lookup loaded: version, publication month, rows, checksum, source."""
+    from evergreen_etl.report.lookups import lookup_versions, render_lookup_versions
+
+    with _command(debug, True):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        sys.stdout.write(render_lookup_versions(lookup_versions(settings), fmt))
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.models import Report
 from evergreen_etl.privacy.disclosure import NO_DISCLOSURE_CONTROL
+from evergreen_etl.report.boundaries import basis_name, basis_parameters, measure_basis
 from evergreen_etl.report.catalog import (
     HEADLINE,
     REPORTS,
@@ -74,7 +75,7 @@ def report(
     *,
     as_of: datetime | None = None,
     engine: Engine | None = None,
-    boundaries: Boundaries = "supplied",
+    boundaries: Boundaries = "lookup",
     disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
 ) -> Report:
     """Distinct users by local authority at ``as_of`` (default: now), unknown row included:
@@ -104,22 +105,38 @@ def analysis(
 
     ``as_of`` (default now) is the time of a report by place, or the latest snapshot of a
     report by run. ``movers`` compares ``from_time`` with ``to_time`` (default ``as_of``).
-    ``boundaries`` applies to reports by authority: the lookup's codes (``supplied``, the
-    default) or today's (``current``).
+    ``boundaries`` applies to reports by authority (see :mod:`evergreen_etl.report.boundaries`):
+    ``lookup`` (the default; ``supplied`` is its old name), ``recorded`` or ``current``; the
+    result's ``basis`` says which, and on which lookup version.
     """
     spec = get_spec(name)
     _check_options(spec, from_time=from_time, to_time=to_time, boundaries=boundaries)
-    if spec.by_authority and boundaries is None:
-        boundaries = "supplied"
+    basis = basis_name(boundaries)
     moment = _moment(to_time or as_of)
     start = to_utc_naive(from_time) if from_time else None
     if start is not None and start >= moment:
         raise ConfigurationError("--from must be before --to")
-    parameters = _parameters(moment, boundaries or "supplied")
+    parameters = _parameters(moment, basis)
     parameters.update(from_time=start, to_time=moment)
     with open_warehouse(settings, engine) as eng:
+        with eng.connect() as conn:
+            basis_sql, version = basis_parameters(conn, basis)
+        parameters.update(basis_sql)
         raw = run_sql(eng, spec.sql, parameters, spec.result_types)
-    return published(spec, raw, disclosure, as_of=moment, from_time=start, boundaries=boundaries)
+        stated = (
+            measure_basis(eng, basis, version, parameters, disclosure)
+            if spec.by_authority
+            else None
+        )
+    return published(
+        spec,
+        raw,
+        disclosure,
+        as_of=moment,
+        from_time=start,
+        boundaries=basis if spec.by_authority else None,
+        basis=stated,
+    )
 
 
 def pictures(

@@ -23,6 +23,7 @@ from evergreen_etl.report.disclosure import (
 )
 from evergreen_etl.report.results import (
     Analysis,
+    BoundaryBasis,
     AnalysisRow,
     AuthorityMoves,
     Boundaries,
@@ -35,6 +36,7 @@ from evergreen_etl.report.results import (
     SexAgeBandUsers,
     SnapshotChanges,
 )
+from evergreen_etl.report.boundaries import basis_title
 from evergreen_etl.warehouse import sqlfiles
 
 HEADLINE = "local-authority"
@@ -272,8 +274,10 @@ def title_for(
     as_of: datetime,
     from_time: datetime | None,
     boundaries: Boundaries | None,
+    basis: BoundaryBasis | None = None,
 ) -> str:
-    """The report's title, with its time (or period) and boundaries."""
+    """The report's title, with its time (or period) and boundaries (its basis and lookup
+    version when known)."""
     if spec.period and from_time is not None:
         when = f"from {from_time:%Y-%m-%d %H:%M:%S} to {as_of:%Y-%m-%d %H:%M:%S} UTC"
     elif spec.by_run:
@@ -281,6 +285,8 @@ def title_for(
     else:
         when = f"at {as_of:%Y-%m-%d %H:%M:%S} UTC"
     suffix = " (today's authority boundaries)" if boundaries == "current" else ""
+    if basis is not None:
+        suffix = f" ({basis_title(basis)})"
     return f"{spec.title} {when}{suffix}"
 
 
@@ -297,8 +303,11 @@ def published(
     as_of: datetime,
     from_time: datetime | None = None,
     boundaries: Boundaries | None = None,
+    basis: BoundaryBasis | None = None,
 ) -> Analysis[RowT]:
-    """The typed, published result of ``spec`` from its true rows: the one disclosure step."""
+    """The typed, published result of ``spec`` from its true rows: the one disclosure step.
+
+    ``basis`` (reports by authority) is stated in the title; renderers add its caption."""
     prepared = [spec.prepare(dict(r)) if spec.prepare else dict(r) for r in raw_rows]
     rows = [spec.row(**publish_row(row, spec.counts, rule, spec.differences)) for row in prepared]
     if spec.order_by:
@@ -306,7 +315,7 @@ def published(
     result_type = cast(type[Analysis[RowT]], Analysis[spec.row])  # type: ignore[name-defined]
     return result_type(
         name=spec.name,
-        title=title_for(spec, as_of, from_time, boundaries),
+        title=title_for(spec, as_of, from_time, boundaries, basis),
         as_of=as_of,
         from_time=from_time,
         boundaries=boundaries,
@@ -317,4 +326,5 @@ def published(
         disclosure=rule.name,
         min_count=min_count_of(rule),
         note=describe(rule),
+        basis=basis,
     )

@@ -11,7 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evergreen_etl.models import Analysis, AnalysisRow, Boundaries, LocalAuthorityUsers, RowT
+from evergreen_etl.models import (
+    Analysis,
+    AnalysisRow,
+    Boundaries,
+    BoundaryBasis,
+    LocalAuthorityUsers,
+    RowT,
+)
 
 __all__ = [
     "AGE_BANDS",
@@ -19,6 +26,7 @@ __all__ = [
     "AnalysisRow",
     "AuthorityMoves",
     "Boundaries",
+    "BoundaryBasis",
     "CountryUsers",
     "LocalAuthorityUsers",
     "MapCell",

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, text
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_version, record_version
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
+from evergreen_etl.warehouse.sqlfiles import fragments
 
 __all__ = ["REASONS", "RELOCATABLE", "Relocation", "add_lookup_version", "relocate"]
 
@@ -30,12 +31,8 @@ log = logging.getLogger("evergreen_etl.load")
 
 REASONS = ("matched", "moved", "partial", "unmatched")
 
-# The stored postcode can be located again: a full postcode kept whole ("AB1 2CD", not the
-# sector "AB1 2", the district "AB1" or nothing), or an outward code alone.
-RELOCATABLE = (
-    "((a.postcode_kind = 'full' AND a.postcode LIKE '% ___')"
-    " OR (a.postcode_kind = 'partial' AND a.postcode IS NOT NULL))"
-)
+# The stored postcode can be located again (the shared fragment 'relocatable').
+RELOCATABLE = fragments()["relocatable"]
 
 # Each relocatable period located with the lookup in dim_postcode (the rules of SPEC §4, as
 # the merge applies them to a snapshot), kept when the place differs from the recorded one.

@@ -8,7 +8,9 @@ located AS (
            COALESCE(la.country_code, 'UNKNOWN') AS country_code,
            COALESCE(la.country_name, 'Unknown') AS country_name
     FROM user_address AS a
-    JOIN authority AS la ON la.supplied_code = a.local_authority_code
+    {{ relocation }}
+    JOIN authority AS la
+      ON la.supplied_code = COALESCE(r.local_authority_code, a.local_authority_code)
     WHERE a.valid_from <= :as_of
       AND (a.valid_to IS NULL OR a.valid_to > :as_of)
 )

@@ -5,9 +5,11 @@
 -- COUNT(*) counts distinct users: a user's periods never overlap (the load only closes and
 -- opens rows at one instant, and one current row per user is a unique index), so at most one
 -- row per user is valid at any time; COUNT(DISTINCT) would sort a million ids to find that.
--- :boundaries is 'supplied' (the lookup's own authority codes) or 'current' (abolished codes
--- mapped to the authority that holds their area today): the shared fragment 'authority'
--- (warehouse/sql/fragments.sql) maps each supplied code.
+-- :boundaries is 'lookup' or 'recorded' (the lookup's own authority codes) or 'current'
+-- (retired codes mapped to the authority that holds their area today): the shared fragment
+-- 'authority' (warehouse/sql/fragments.sql) maps each supplied code.
+-- :lookup_version (NULL on the recorded basis) is the lookup version whose re-located periods
+-- (address_relocation) count where that version puts them instead of where they were recorded.
 WITH authority AS (
     {{ authority }}
 ),
@@ -19,6 +21,24 @@ counts AS (
     WHERE a.valid_from <= :as_of
       AND (a.valid_to IS NULL OR a.valid_to > :as_of)
     GROUP BY a.local_authority_code
+    -- Each re-located period moves from its recorded authority to the lookup's: a few rows
+    -- read through address_relocation's key, not a second pass over every period.
+    UNION ALL
+    SELECT moved.code, SUM(moved.users)
+    FROM (
+        SELECT r.local_authority_code AS code, 1 AS users, a.valid_from, a.valid_to
+        FROM address_relocation AS r
+        JOIN user_address AS a ON a.address_id = r.address_id
+        WHERE r.version_id = :lookup_version
+        UNION ALL
+        SELECT a.local_authority_code, -1, a.valid_from, a.valid_to
+        FROM address_relocation AS r
+        JOIN user_address AS a ON a.address_id = r.address_id
+        WHERE r.version_id = :lookup_version
+    ) AS moved
+    WHERE moved.valid_from <= :as_of
+      AND (moved.valid_to IS NULL OR moved.valid_to > :as_of)
+    GROUP BY moved.code
 )
 SELECT
     la.code AS local_authority_code,
@@ -27,4 +47,5 @@ SELECT
 FROM counts AS c
 JOIN authority AS la ON la.supplied_code = c.supplied_code
 GROUP BY la.code, la.name
+HAVING SUM(c.users) > 0
 ORDER BY users DESC, local_authority_code

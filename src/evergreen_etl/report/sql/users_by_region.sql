@@ -10,7 +10,9 @@ located AS (
            COALESCE(la.region_code, 'UNKNOWN') AS region_code,
            COALESCE(la.region_name, 'Unknown') AS region_name
     FROM user_address AS a
-    JOIN authority AS la ON la.supplied_code = a.local_authority_code
+    {{ relocation }}
+    JOIN authority AS la
+      ON la.supplied_code = COALESCE(r.local_authority_code, a.local_authority_code)
     WHERE a.valid_from <= :as_of
       AND (a.valid_to IS NULL OR a.valid_to > :as_of)
 )

@@ -5,8 +5,9 @@
 
 -- fragment: authority
 -- Each authority code the lookup supplies, with the authority, region and country its users
--- count under. :boundaries is 'supplied' (the lookup's own codes) or 'current' (an abolished
--- code mapped to the authority that holds its area today, dim_local_authority.current_code).
+-- count under. :boundaries is 'lookup' or 'recorded' (the lookup's own codes) or 'current' (a
+-- retired code mapped to the authority that holds its area today, dim_local_authority.current_code,
+-- the end of its chain of successors in reference/la_successors.csv).
 -- ONS regions cover England only: in Wales, Scotland and Northern Ireland the region is the
 -- country, as in ONS's own region-level tables. Use it as a CTE body:
 -- WITH authority AS (...) ... JOIN authority AS la ON la.supplied_code = a.local_authority_code
@@ -22,6 +23,21 @@ SELECT supplied.code                                            AS supplied_code
 FROM dim_local_authority AS supplied
 LEFT JOIN dim_local_authority AS today
   ON :boundaries = 'current' AND today.code = supplied.current_code
+
+-- fragment: relocation
+-- The address periods user_address AS a that lookup version :lookup_version locates elsewhere
+-- than they were recorded (address_relocation, one row per such period). Joined after a:
+-- COALESCE(r.local_authority_code, a.local_authority_code) is then the period's authority on
+-- the lookup basis. :lookup_version is NULL on the recorded basis: no row joins.
+LEFT JOIN address_relocation AS r
+  ON r.version_id = :lookup_version AND r.address_id = a.address_id
+
+-- fragment: relocatable
+-- The address period user_address AS a can be located again with another lookup: its full
+-- postcode is stored whole ("AB1 2CD", not the sector "AB1 2", the district "AB1" or nothing),
+-- or it is an outward code alone. Other periods keep the authority they were recorded with.
+((a.postcode_kind = 'full' AND a.postcode IS NOT NULL AND a.postcode LIKE '% ___')
+ OR (a.postcode_kind = 'partial' AND a.postcode IS NOT NULL))
 
 -- fragment: age_band
 -- The age band of dim_user AS u in the year :as_of_year. Only the birth year is kept, so age
