@@ -197,7 +197,12 @@ lookup_version = Table(
     ),
     Column("postcodes", Integer, nullable=False),
     Column("loaded_at", DateTime, nullable=False),
-    Column("run_id", Integer, ForeignKey("etl_run.run_id"), comment="The load that brought it"),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("etl_run.run_id", ondelete="SET NULL"),
+        comment="The load that brought it",
+    ),
     comment="Every postcode lookup loaded, in order: the newest is dim_postcode",
 )
 

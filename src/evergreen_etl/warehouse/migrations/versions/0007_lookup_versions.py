@@ -80,7 +80,10 @@ def upgrade() -> None:
         sa.Column("loaded_at", sa.DateTime(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True, comment="The load that brought it"),
         sa.ForeignKeyConstraint(
-            ["run_id"], ["etl_run.run_id"], name=op.f("fk_lookup_version_run_id_etl_run")
+            ["run_id"],
+            ["etl_run.run_id"],
+            name=op.f("fk_lookup_version_run_id_etl_run"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("version_id", name=op.f("pk_lookup_version")),
         comment="Every postcode lookup loaded, in order: the newest is dim_postcode",
