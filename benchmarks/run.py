@@ -10,7 +10,8 @@ NSPL zip and two users snapshots: ~7% moved, ~3% left, ~2% new in the second), t
 ``python -m evergreen_etl extract|anonymise|load|report`` and ``run`` as separate processes,
 measuring each one's wall time, CPU time and peak RSS (``os.wait4``). In the same run, on the
 same zip, it measures the floors the loader is judged against (see ``tasks.py``). It prints a
-table, checks the goals of issue 5 (PASS/FAIL) and writes everything as JSON.
+table, checks the performance goals (README, "Performance"; PASS/FAIL) and writes
+everything as JSON.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ _EXPORTS = {
     "Report": "evergreen_etl.models",
     "ReportRow": "evergreen_etl.models",
     "RunResult": "evergreen_etl.models",
-    "StagedUser": "evergreen_etl.models",
+    "StagedUser": "evergreen_etl.datadir.staged",
     "demo": "evergreen_etl.pipeline",
     "run": "evergreen_etl.pipeline",
     "report": "evergreen_etl.report",
@@ -49,6 +49,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     __version__: str
     from evergreen_etl.anonymise import anonymise
+    from evergreen_etl.datadir.staged import StagedUser
     from evergreen_etl.errors import (
         ConcurrentLoadError,
         ConfigurationError,
@@ -70,7 +71,6 @@ if TYPE_CHECKING:
         Report,
         ReportRow,
         RunResult,
-        StagedUser,
     )
     from evergreen_etl.pipeline import demo, run
     from evergreen_etl.report import report

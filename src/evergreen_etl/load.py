@@ -10,15 +10,14 @@ from typing import Any
 from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from evergreen_etl.anonymise import STAGED_USERS, read_staged_summary
+from evergreen_etl.datadir.manifest import recorded_entry, recorded_sha256, source_label
+from evergreen_etl.datadir.staged import read_staged_summary
 from evergreen_etl.errors import (
     DataQualityError,
     SnapshotOrderError,
     SourceError,
     WarehouseError,
 )
-from evergreen_etl.extract.fetch import file_sha256
-from evergreen_etl.extract.manifest import read_manifest, source_label
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
@@ -65,24 +64,20 @@ def load(
     postcode is then rewritten). A new lookup is recorded as a version and re-locates the
     whole history (``relocated``).
     """
-    summary = read_staged_summary(settings.staged_dir)
-    staged_users = settings.staged_dir / STAGED_USERS
+    data = settings.data
+    summary = read_staged_summary(data.staged)
+    staged_users = data.staged_users
     if int(summary.get("users_staged", 0)) == 0:
         raise DataQualityError(
             f"{staged_users}: the staged snapshot has no usable user; loading it would close "
             "every user's address (nothing was loaded)"
         )
-    lookup_path = postcodes_path or settings.raw_dir / "postcodes.zip"
+    lookup_path = postcodes_path or data.raw_postcodes
     if not lookup_path.exists():
         raise SourceError(f"{lookup_path}: postcode lookup not found (run `evergreen-etl extract`)")
-    entry = read_manifest(settings.raw_dir).get("postcodes")
-    same_lookup = (
-        entry is not None and lookup_path.resolve() == (settings.raw_dir / entry.path).resolve()
-    )
-    postcodes_sha = entry.sha256 if entry is not None and same_lookup else file_sha256(lookup_path)
-    lookup = PostcodeLookupReader(
-        lookup_path, label=source_label(settings.raw_dir, "postcodes", lookup_path)
-    )
+    entry = recorded_entry(data.raw, "postcodes", lookup_path)
+    postcodes_sha = recorded_sha256(lookup_path, entry, data.raw)
+    lookup = PostcodeLookupReader(lookup_path, label=source_label(entry, lookup_path))
     moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
     moment = to_utc_naive(moment)
 

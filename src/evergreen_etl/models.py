@@ -12,8 +12,6 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evergreen_etl.postcodes import PostcodeKind
-
 SourceName = Literal["users", "postcodes"]
 
 
@@ -41,26 +39,6 @@ class ExtractResult(_Frozen):
     users: ManifestEntry
     postcodes: ManifestEntry
     manifest_path: Path
-
-
-class StagedUser(_Frozen):
-    """A pseudonymised user as the ``anonymise`` stage writes it: no direct identifier."""
-
-    position: int = Field(description="1-based position of the record in the source")
-    pseudonym: str = Field(description="HMAC-SHA256 of the normalised email, hex")
-    sex: Literal["F", "M", "U"]
-    birth_year: int | None
-    postcode: str | None = Field(description="Canonical full postcode, or outward code if partial")
-    postcode_kind: PostcodeKind
-
-
-class Reject(_Frozen):
-    """Why a source record was not staged. Holds position and reason, never the raw value."""
-
-    position: int
-    line: int
-    reason: str
-    field: str | None
 
 
 class AnonymiseResult(_Frozen):
@@ -95,7 +73,7 @@ class PostcodeRecord(_Frozen):
 
 
 class LocationCounts(_Frozen):
-    """How the users of one snapshot were located (SPEC §4)."""
+    """How the users of one snapshot were located (README, "The warehouse")."""
 
     full_matched: int = 0
     partial_resolved: int = 0

@@ -67,7 +67,7 @@ def demo(
     """
     from evergreen_etl.sample import generate_sample
 
-    sample_dir = settings.raw_dir / "sample"
+    sample_dir = settings.data.sample
     sample = generate_sample(
         sample_dir, users=users, postcodes=postcodes, snapshots=snapshots, seed=seed
     )

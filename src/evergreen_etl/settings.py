@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from evergreen_etl.datadir.layout import DataDir
 from evergreen_etl.postcodes import LocationPrecision
 
 DEFAULT_USERS_URL = "https://evergreen-life-interview.s3.eu-west-2.amazonaws.com/users.json"
@@ -64,26 +65,31 @@ class Settings(BaseSettings):
         return SecretStr(validate_key_text(value.get_secret_value()))
 
     @property
+    def data(self) -> DataDir:
+        """Every path under the data directory."""
+        return DataDir(self.data_dir)
+
+    @property
     def raw_dir(self) -> Path:
         """Where ``extract`` writes the sources and the manifest."""
-        return self.data_dir / "raw"
+        return self.data.raw
 
     @property
     def staged_dir(self) -> Path:
         """Where ``anonymise`` writes pseudonymised records, rejects and the quality summary."""
-        return self.data_dir / "staged"
+        return self.data.staged
 
     @property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under the data directory."""
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'warehouse.db').resolve()}"
+        return f"sqlite:///{self.data.warehouse_db.resolve()}"
 
     @property
     def effective_key_file(self) -> Path:
         """The key file used when no key is given in the environment."""
-        return self.pseudonym_key_file or self.data_dir / "pseudonym.key"
+        return self.pseudonym_key_file or self.data.key_file
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -120,7 +120,7 @@ def _run(
     """In the worker: send each batch, then the generator's return value, or the error."""
     if inherited is not None:
         inherited.close()
-    gc.disable()  # a short-lived process that only streams records: see collector.py
+    gc.disable()  # a short-lived process that only streams records: see gc_pause.py
     try:
         batches = produce(*args)
         while True:

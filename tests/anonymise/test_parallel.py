@@ -30,7 +30,7 @@ from support.processes import is_running
 from support.sources import user, write_users
 
 # The module itself: ``evergreen_etl.anonymise`` is the package's lazily exported function.
-stage = importlib.import_module("evergreen_etl.anonymise")
+stage = importlib.import_module("evergreen_etl.anonymise.stage")
 
 Style = Literal["concatenated", "array", "ndjson"]
 STYLES: list[Style] = ["concatenated", "array", "ndjson"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evergreen_etl.extract import fetch
+from evergreen_etl.extract import retry
 from evergreen_etl.settings import Settings
 from support.http_server import SourceServer
 
@@ -38,7 +38,7 @@ def _postcodes_zip() -> bytes:
 def backoff_delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the waits between retries instead of sleeping through them."""
     delays: list[float] = []
-    monkeypatch.setattr(fetch, "sleep", delays.append)
+    monkeypatch.setattr(retry, "sleep", delays.append)
     return delays
 
 

@@ -13,12 +13,8 @@ import pytest
 from pytest_httpx import HTTPXMock, IteratorStream
 
 from evergreen_etl.errors import ConfigurationError, SourceError
-from evergreen_etl.extract.fetch import (
-    BACKOFF_CAP_SECONDS,
-    RETRY_AFTER_CAP_SECONDS,
-    backoff_delay,
-    fetch_source,
-)
+from evergreen_etl.extract.fetch import fetch_source
+from evergreen_etl.extract.retry import BACKOFF_CAP_SECONDS, RETRY_AFTER_CAP_SECONDS, backoff_delay
 
 URL = "https://example.test/users.json"
 BODY = b'{"email": "a@example.com"}\n'

@@ -1,4 +1,4 @@
-"""Locating users (SPEC §4): full, partial, terminated, pseudo-code, unmatched; each counted."""
+"""Locating users (README, "The warehouse"): full, partial, terminated, pseudo-code, unmatched."""
 
 from __future__ import annotations
 

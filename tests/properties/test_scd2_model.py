@@ -4,9 +4,10 @@ Hypothesis draws sequences of snapshots over six emails and a pool of postcodes 
 scenario lookup (full, re-spelled, terminated, pseudo-coded, unmatched, partial, invalid and
 missing): joins, moves, move-backs, leaves, returns, duplicates inside a snapshot, the same
 snapshot loaded again, and older or conflicting snapshots that must be refused. After every
-step the warehouse must hold exactly the model's rows, keep the SPEC §4 invariants, count
-each case as the model does, and `report(as_of=...)` must give the model's totals per
-authority at every loaded time (and one second before it: the intervals are half-open).
+step the warehouse must hold exactly the model's rows, keep the SCD2 invariants (README,
+"The warehouse"), count each case as the model does, and `report(as_of=...)` must give the
+model's totals per authority at every loaded time (and one second before it: the intervals
+are half-open).
 
 SQLite only, through the library API, one fresh warehouse file per example (copied from a
 migrated template, so an example costs milliseconds, not a migration).
@@ -64,7 +65,7 @@ KEY = PseudonymKey.from_text(TEST_KEY)
 
 
 def authority_of(stored: str | None) -> str:
-    """Where the rules of SPEC §4 locate a stored postcode, straight from the scenario lookup."""
+    """Where the location rules (README) locate a stored postcode, from the scenario lookup."""
     by_postcode = {pcds: laua for pcds, laua, _ in SCENARIO_POSTCODES}
     if stored is None:
         return UNKNOWN
@@ -177,7 +178,7 @@ def warehouse_rows(
 
 
 def invariant_problems(engine: Engine) -> list[str]:
-    """SPEC §4 rule 2: one current row per user, valid_to > valid_from, no overlaps."""
+    """SCD2 rule: one current row per user, valid_to > valid_from, no overlaps."""
     a = user_address.c
     query = select(a.user_id, a.valid_from, a.valid_to, a.is_current).order_by(
         a.user_id, a.valid_from

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from evergreen_etl.extract import fetch
+from evergreen_etl.extract import retry
 from support.keys import TEST_KEY
 
 
 class _UpperJitter:
-    """Stands in for ``random`` in the fetch module: jitter always at its upper bound."""
+    """Stands in for ``random`` in the retry module: jitter always at its upper bound."""
 
     @staticmethod
     def uniform(low: float, high: float) -> float:
@@ -21,8 +21,8 @@ class _UpperJitter:
 def backoff_delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits between retries, recorded instead of slept; jitter pinned so they are exact."""
     delays: list[float] = []
-    monkeypatch.setattr(fetch, "sleep", delays.append)
-    monkeypatch.setattr(fetch, "random", _UpperJitter())
+    monkeypatch.setattr(retry, "sleep", delays.append)
+    monkeypatch.setattr(retry, "random", _UpperJitter())
     return delays
 
 

@@ -25,7 +25,8 @@ from typer.testing import CliRunner, Result
 
 from evergreen_etl.errors import SourceError
 from evergreen_etl.extract import extract, read_manifest
-from evergreen_etl.extract.fetch import DEFAULT_MAX_BYTES, MAX_REDIRECTS, fetch_source
+from evergreen_etl.extract.fetch import DEFAULT_MAX_BYTES, fetch_source
+from evergreen_etl.extract.http import MAX_REDIRECTS
 from evergreen_etl.settings import Settings
 from reliability.checks import assert_fails_cleanly, invoke, tree, warehouse_digest
 from reliability.fault_server import Fault, FaultServer

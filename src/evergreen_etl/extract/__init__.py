@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from evergreen_etl.datadir.files import fsync_directory
+from evergreen_etl.datadir.layout import RAW_POSTCODES_NAME as POSTCODES_FILE
+from evergreen_etl.datadir.layout import RAW_USERS_NAME as USERS_FILE
+from evergreen_etl.datadir.manifest import manifest_path, read_manifest, write_manifest
 from evergreen_etl.errors import ConcurrentLoadError, SourceError
-from evergreen_etl.extract.fetch import (
-    DEFAULT_MAX_BYTES,
-    fetch_source,
-    fsync_directory,
-    resolve_location,
-)
-from evergreen_etl.extract.manifest import manifest_path, read_manifest, write_manifest
+from evergreen_etl.extract.fetch import DEFAULT_MAX_BYTES, fetch_source
+from evergreen_etl.extract.locations import resolve_location
 from evergreen_etl.extract.validate import check_postcode_lookup
 from evergreen_etl.models import ExtractResult, ManifestEntry
 from evergreen_etl.settings import Settings
@@ -35,9 +34,6 @@ __all__ = [
     "write_manifest",
 ]
 
-USERS_FILE = "users.json"
-POSTCODES_FILE = "postcodes.zip"
-LOCK_FILE = ".extract.lock"
 _STAGING_PREFIX = ".incoming-"
 
 logger = logging.getLogger("evergreen_etl.extract")
@@ -76,7 +72,7 @@ def extract(
     raw_dir = settings.raw_dir
     try:
         raw_dir.mkdir(parents=True, exist_ok=True)
-        with _exclusive(raw_dir):
+        with _exclusive(settings.data.extract_lock):
             _remove_leftovers(raw_dir)
             return _fetch_both(
                 settings, users_url, postcodes_url, progress=progress, max_bytes=max_bytes
@@ -90,7 +86,8 @@ def _fetch_both(
     settings: Settings, users_url: str, postcodes_url: str, *, progress: bool, max_bytes: int
 ) -> ExtractResult:
     """Fetch both sources into a staging directory, check them, then move them into raw/."""
-    raw_dir = settings.raw_dir
+    data = settings.data
+    raw_dir = data.raw
     previous = _previous_entries(settings)
     staging = Path(tempfile.mkdtemp(dir=raw_dir, prefix=_STAGING_PREFIX))
     fetch = functools.partial(
@@ -104,14 +101,14 @@ def _fetch_both(
         users = fetch(
             "users",
             users_url,
-            raw_dir / USERS_FILE,
+            data.raw_users,
             previous=previous.get("users"),
             staging=staging / USERS_FILE,
         )
         postcodes = fetch(
             "postcodes",
             postcodes_url,
-            raw_dir / POSTCODES_FILE,
+            data.raw_postcodes,
             previous=previous.get("postcodes"),
             staging=staging / POSTCODES_FILE,
         )
@@ -128,20 +125,20 @@ def _fetch_both(
 
 
 @contextmanager
-def _exclusive(raw_dir: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``raw_dir`` so two extracts cannot mix their files."""
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``lock_file`` so two extracts cannot mix their raw files."""
     if sys.platform == "win32":  # pragma: no cover - POSIX advisory locks only
         yield
         return
     import fcntl
 
-    fd = os.open(raw_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConcurrentLoadError(
-                f"another extract is writing to {raw_dir}; try again when it ends"
+                f"another extract is writing to {lock_file.parent}; try again when it ends"
             ) from None
         yield
     finally:

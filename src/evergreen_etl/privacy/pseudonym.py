@@ -20,7 +20,7 @@ from pathlib import Path
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.settings import Settings, validate_key_text
 
-log = logging.getLogger("evergreen_etl.anonymise")
+log = logging.getLogger(__name__)
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 _KEY_ID_MESSAGE = b"evergreen-etl key id v1"

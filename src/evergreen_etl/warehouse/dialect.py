@@ -21,8 +21,8 @@ from typing import Any, Protocol, TextIO
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
-from evergreen_etl.collector import collector_paused
 from evergreen_etl.errors import ConcurrentLoadError, ConfigurationError
+from evergreen_etl.gc_pause import collector_paused
 
 BATCH_ROWS = 10_000
 # SQLite's page cache during a bulk load or merge (the default is 2 MiB). Big enough to keep
@@ -152,7 +152,7 @@ class SQLiteBackend:
         """The page caches of the database and of its temporary tables each grow to
         ``SQLITE_BULK_CACHE_KIB`` and sorts may use a helper thread for the length of the block;
         all are put back afterwards (the connection may go back to a pool). Python's cyclic
-        garbage collector pauses (see ``evergreen_etl.collector``): the rows streamed through
+        garbage collector pauses (see ``evergreen_etl.gc_pause``): the rows streamed through
         hold no cycles.
         """
         # The temporary tables (a snapshot's million staged rows) have a cache of their own.

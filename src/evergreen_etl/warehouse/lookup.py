@@ -100,7 +100,7 @@ def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: 
 
 
 def _load_districts(conn: Connection) -> None:
-    """Recompute where each outward code alone can be located (SPEC §4)."""
+    """Recompute where each outward code alone can be located (README, "The warehouse")."""
     conn.execute(text("DELETE FROM dim_postcode_district"))
     conn.execute(
         text(

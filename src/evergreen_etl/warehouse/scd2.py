@@ -23,7 +23,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, DateTime, bindparam, text
 
-from evergreen_etl.anonymise import STAGED_COLUMNS
+from evergreen_etl.datadir.staged import STAGED_COLUMNS, STAGED_TABLE_COLUMNS
 from evergreen_etl.models import LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.warehouse.dialect import (
@@ -55,13 +55,7 @@ class MergeCounts:
 
 def stage_snapshot(conn: Connection, staged_users: Path) -> int:
     """Bulk-load the staged users CSV into the temporary table ``stg_user``."""
-    create_temp_table(
-        conn,
-        "stg_user",
-        "position INTEGER NOT NULL, pseudonym VARCHAR(64) NOT NULL, sex VARCHAR(1) NOT NULL, "
-        "birth_year INTEGER, postcode VARCHAR(8), postcode_kind VARCHAR(8) NOT NULL, "
-        "postcode_token VARCHAR(32)",
-    )
+    create_temp_table(conn, "stg_user", STAGED_TABLE_COLUMNS)
     with bulk_work(conn):
         return copy_csv(conn, "stg_user", STAGED_COLUMNS, staged_users)
 
@@ -111,7 +105,7 @@ _SNAPSHOT_COLUMNS = (
     "postcode_district VARCHAR(4), postcode_token VARCHAR(32), sex VARCHAR(1) NOT NULL, "
     "birth_year INTEGER, attributes_changed SMALLINT NOT NULL, pseudonym VARCHAR(64)"
 )
-# What the warehouse keeps of a postcode at each location precision (SPEC §3, issue 8): the
+# What the warehouse keeps of a postcode at each location precision (README, "Privacy design"): the
 # staged postcode is full; it locates the user here and is then coarsened or dropped.
 _KEPT_POSTCODE = {
     LocationPrecision.POSTCODE: "s.postcode",

@@ -1,54 +1,38 @@
-"""Realistic fake sources in the real layouts, for demos, tests and benchmarks.
+"""A fake ONS postcode lookup: plausible postcode geography, written as the real zip is laid out.
 
-``generate_sample`` writes a ``postcodes.zip`` shaped like the ONS National Statistics Postcode
-Lookup (44-column centroid CSV plus a names lookup) and one or more ``users.json`` snapshots shaped
-like the Evergreen customer export, with the mess the real sources have (SPEC §1). Everything is
-deterministic for a seed and nothing touches the network.
-
-The people are invented: names, streets and emails are distinctive strings that cannot occur by
-accident in a database file or a local-authority name, so a test can search any output for them
-to prove that no personal data leaked.
+``write_postcode_lookup`` writes the 44-column National Statistics Postcode Lookup centroid
+CSV plus the local-authority names member, and returns the postcodes users may live at.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 import sys
-import unicodedata
 import zipfile
-from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from pydantic import BaseModel, ConfigDict
+from evergreen_etl.sample.words import words
 
 __all__ = [
+    "CHUNK_ROWS",
+    "INWARDS",
     "NAMES_MEMBER",
     "NSPL_HEADER",
     "NSPL_MEMBER",
     "PostcodeSample",
     "SampleDistrict",
-    "SampleResult",
-    "generate_sample",
     "write_postcode_lookup",
-    "write_users_snapshots",
 ]
-
-
-def _words(text: str) -> tuple[str, ...]:
-    """Split a table of words written as one string (easier to read than a tuple literal)."""
-    return tuple(text.split())
-
 
 NSPL_MEMBER = "National_Statistics_Postcode_Lookup_Latest_Centroids.csv"
 NAMES_MEMBER = "Documents/LA_UA names and codes UK as at 04_23.csv"
-NSPL_HEADER: tuple[str, ...] = _words(
+NSPL_HEADER: tuple[str, ...] = words(
     "X Y objectid pcd pcd2 pcds dointr doterm usertype oseast1m osnrth1m osgrdind oa11 cty "
     "laua ward hlthau ctry pcon eer teclec ttwa pct nuts park lsoa11 msoa11 wz11 ccg bua11 "
     "buasd11 ru11ind oac11 lat long lep1 lep2 pfa imd ced nhser rgn calncv stp"
@@ -62,7 +46,7 @@ _MAX_POSTCODES = 7_000_000  # keeps the largest district under 4000 units
 _MIN_POSTCODES = 100
 _ROWS_PER_DISTRICT = 60
 _MAX_DISTRICTS = 3000
-_CHUNK_ROWS = 8192
+CHUNK_ROWS = 8192
 # Postcodes per district kept for the users to live at.
 _LIVE_SAMPLE = 48
 _TERMINATED_SAMPLE = 6
@@ -81,13 +65,13 @@ _CHANNEL_ISLANDS = "L93000001"
 _ISLE_OF_MAN = "M83000003"
 
 _AREAS: dict[str, tuple[str, ...]] = {
-    _ENGLAND: _words(
+    _ENGLAND: words(
         "AL B BA BB BD BH BL BN BR BS CA CB CH CM CO CR CT CV CW DA DE DH DL DN DT DY E EC EN "
         "EX GL GU HA HD HG HP HR HU HX IG IP KT L LA LE LN LS LU M ME MK N NE NG NN NR NW OL "
         "OX PE PL PO PR RG RH RM S SE SG SK SL SM SN SO SP SR SS ST SW SY TA TF TN TQ TR TS TW "
         "UB W WA WC WD WF WN WR WS WV YO"
     ),
-    _SCOTLAND: _words("AB DD DG EH FK G HS IV KA KW KY ML PA PH TD ZE"),
+    _SCOTLAND: words("AB DD DG EH FK G HS IV KA KW KY ML PA PH TD ZE"),
     _WALES: ("CF", "LD", "LL", "NP", "SA"),
     _NORTHERN_IRELAND: ("BT",),
     _CHANNEL_ISLANDS: ("GY", "JE"),
@@ -95,11 +79,11 @@ _AREAS: dict[str, tuple[str, ...]] = {
 }
 # Districts whose outward code ends in a letter, as central London has them.
 _SPECIAL_DISTRICTS: dict[str, tuple[str, ...]] = {
-    "EC": _words(
+    "EC": words(
         "EC1A EC1M EC1N EC1R EC1V EC1Y EC2A EC2M EC2N EC2R EC2V EC2Y EC3A EC3M EC3N EC3R EC3V "
         "EC4A EC4M EC4N EC4R EC4V EC4Y"
     ),
-    "WC": _words("WC1A WC1B WC1E WC1H WC1N WC1R WC1V WC1X WC2A WC2B WC2E WC2H WC2N WC2R"),
+    "WC": words("WC1A WC1B WC1E WC1H WC1N WC1R WC1V WC1X WC2A WC2B WC2E WC2H WC2N WC2R"),
     "SW": ("SW1A", "SW1E", "SW1H", "SW1P", "SW1V", "SW1W", "SW1X", "SW1Y"),
     "W": ("W1A", "W1B", "W1C", "W1D", "W1F", "W1G", "W1H", "W1J", "W1K", "W1S", "W1T", "W1U"),
     "E": ("E1", "E1W"),
@@ -112,12 +96,12 @@ _ALWAYS_PRESENT = ("GY1", "JE2", "IM1")
 # Inward unit letters: NSPL never uses C, I, K, M, O or V there.
 _UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 _UNITS_PER_SECTOR = len(_UNIT_LETTERS) ** 2
-_INWARDS: tuple[str, ...] = tuple(
+INWARDS: tuple[str, ...] = tuple(
     f"{sector}{a}{b}" for sector in "0123456789" for a in _UNIT_LETTERS for b in _UNIT_LETTERS
 )
 # Offsets (metres) of each unit from its district centre: a fixed scatter within about 2 km.
-_DX: tuple[int, ...] = tuple((i * 7919) % 4001 - 2000 for i in range(len(_INWARDS)))
-_DY: tuple[int, ...] = tuple((i * 104729) % 3989 - 1994 for i in range(len(_INWARDS)))
+_DX: tuple[int, ...] = tuple((i * 7919) % 4001 - 2000 for i in range(len(INWARDS)))
+_DY: tuple[int, ...] = tuple((i * 104729) % 3989 - 1994 for i in range(len(INWARDS)))
 
 _MONTHS: tuple[str, ...] = tuple(
     f"{year}{month:02d}"
@@ -467,10 +451,10 @@ def _write_rows(
     rand = rng.random
     months = _MONTHS
     n_months = len(months)
-    inwards = _INWARDS
+    inwards = INWARDS
     dx = _DX
     dy = _DY
-    unit_count = len(_INWARDS)
+    unit_count = len(INWARDS)
     object_id = 0
     lines: list[str] = []
     districts: list[SampleDistrict] = []
@@ -543,7 +527,7 @@ def _write_rows(
                 f"{pcds_prefix}{inward},{intr},{term},{'1' if r < 0.02 else '0'},{grid},"
                 f"{middle[sector]},{lat},{lon},{tail[sector]}\r\n"
             )
-        if len(lines) >= _CHUNK_ROWS:
+        if len(lines) >= CHUNK_ROWS:
             out.write("".join(lines))
             lines.clear()
         if plan.authorities:
@@ -566,475 +550,3 @@ def _write_rows(
         )
     out.write("".join(lines))
     return object_id, districts
-
-
-# --------------------------------------------------------------------------------------------
-# Users
-# --------------------------------------------------------------------------------------------
-
-# Distinctive on purpose (see the module docstring): at least 5 characters, and none is a
-# substring of any local-authority name in the shipped table (a test checks both).
-_GIVEN_NAMES: tuple[str, ...] = _words(
-    "Aurelie Bartholomew Cressida Damaris Evander Fenella Gwendolyn Horatio Isolde Jolyon "
-    "Keziah Leopold Marisol Niamh Octavia Peregrine Quintessa Rosalind Seraphina Thaddeus "
-    "Ottoline Valentina Wilhelmina Xanthe Yevgenia Zebedee Anouk Benedikt Clementine Dorotea "
-    "Eulalia Florimond Ginevra Hyacinth Ignatius Jessamy Kasimir Lavinia Maximilian Nerissa "
-    "Orsolya Perpetua Quillon Radegund Sigismund Tamsyn Ulrika Vespasian Winifred Ximena "
-    "Yolanda Zenobia Artemisia Barnaby Cosimo Delphine Emmerich Fabienne Griselda Hortensia "
-    "Isidore Jemima Leocadia Mirabel Zoë-Mireille Søren Bronisław Siobhán Aoibheann Ngozi "
-    "Oluwaseun Ayodele Chidinma Parvati Anjali Rukmini Xiaoling Haruki Emeka"
-)
-_FAMILY_NAMES: tuple[str, ...] = _words(
-    "Quenneville Ashbury-Thwaite Fairweather-Lomax Okonkwo-Brandt Vandersloot Pemberton-Quayle "
-    "Zelazny Vasquez-Ormerod Trelawney-Fitch Blennerhassett Featherstonhaugh Cholmondeley "
-    "Marjoribanks Drummond-Hay Quartermaine Ravenscroft-Ngata Ollerenshaw Higginbottom "
-    "Wetherspoon-Vale Abernathy-Kowal Nakamura-Pryde Szczepanski Oyelaran Brzezinski "
-    "Kowalczyk-Hume Villeneuve Desrosiers Lindqvist Fitzwarren Montmorency Plantagenet-Roe "
-    "Tregothnan Pendragon-Eyre Illingworth Thistlewood Wolstenholme Aldersey-Quint "
-    "Benedetto-Vane Castellanos Dimitriou-Shaw Eckersley-Grau Fortescue-Zhang Gwilliam-Oduya "
-    "Hetherington-Blu Isherwood-Kamau Jagielska Kettlewell-Ruiz Lightowler Mackintosh-Vey "
-    "Nettleship Oddfellow-Kaur Postlethwaite Quarrington Rushworth-Abebe Sowerbutts "
-    "Tattersall-Ng Uttley-Moreau Vavasour Whitlock-Ansah Yarborough-Dunn Achterberg "
-    "Bellingham-Osei Cartwright-Zoll Dunkerley Eversholt-Pike Farquharson Grimshaw-Adeyemi "
-    "Hollingsworth Ingleby-Sato Jowett-Marchetti O'Callaghan-Wren Nkemelu-Barraclough "
-    "Przybylski Żelazowska Ó'Súilleabháin Dvořáková Müller-Lüdenscheid"
-)
-_STREET_NAMES: tuple[str, ...] = _words(
-    "Larkspur Quillfeather Brackenholt Wintercress Marchbanks Foxglove Hawkweed Starthistle "
-    "Celandine Honeysuckle Meadowsweet Cowparsley Bellflower Sweetbriar Wolfsbane Juniperhill "
-    "Saxifrage Tormentil Vervain Yellowrattle Mistlethrush Nightjar Fieldfare Whinchat "
-    "Stonechat Redpoll Goldcrest Firecrest Wagtail Nuthatch Treecreeper Kittiwake Shearwater "
-    "Guillemot Razorbill Oystercatcher Lapwing Dunnock Brambling Siskin Bullfinch Linnet "
-    "Yellowhammer Corncrake Dotterel Greenshank Whimbrel Godwit Sanderling"
-)
-_STREET_KINDS = ("Mews", "Close", "Rise", "Gardens", "Crescent", "Row", "Walk", "Lane", "Court")
-
-# (value, weight); None means the "sex" key is absent.
-_SEX_CHOICES: tuple[tuple[str | None, int], ...] = (
-    ("Male", 24),
-    ("M", 9),
-    ("m", 4),
-    ("Female", 26),
-    ("F", 10),
-    ("f", 4),
-    ("Other", 2),
-    ("Prefer not to say", 2),
-    ("Non-binary", 1),
-    ("", 2),
-    (None, 2),
-)
-_SEX_VALUES: tuple[str | None, ...] = tuple(v for v, _ in _SEX_CHOICES)
-_INVALID_DATES = ("31/02/1990", "unknown", "1990-13-01", "", "00/00/0000")
-_INVALID_POSTCODES = ("NOT KNOWN", "12345", "N/A", "unknown", "SW1A 1A", "?", "TBC", "n/a")
-_UNMATCHED_AREAS = ("ZZ", "QX", "XY")
-_EXTRAS: tuple[tuple[str, object], ...] = (
-    ("marketingOptIn", True),
-    ("marketingOptIn", False),
-    ("tags", ["beta", "android"]),
-    ("tags", []),
-    ("appVersion", "4.12.0"),
-    ("consent", {"research": True, "updatedAt": "2022-11-03T09:14:00Z"}),
-    ("lastLogin", None),
-)
-
-# Where a person's postcode comes from (the low three bits of the person's flags).
-_PC_FULL = 0
-_PC_PARTIAL = 1
-_PC_INVALID = 2
-_PC_UNMATCHED = 3
-_PC_ADDRESS_EMPTY = 4  # "address": {}
-_PC_ADDRESS_NULL = 5  # "address": null
-_PC_ADDRESS_MISSING = 6  # no "address" key
-_PC_STREET_ONLY = 7  # an address without a postcode
-# Cumulative thresholds over one uniform draw, in that order: ~1 in 6 give only the outward code.
-_PC_THRESHOLDS = (
-    (0.1667, _PC_PARTIAL),
-    (0.1867, _PC_INVALID),
-    (0.1967, _PC_UNMATCHED),
-    (0.2067, _PC_ADDRESS_EMPTY),
-    (0.2167, _PC_ADDRESS_NULL),
-    (0.2267, _PC_ADDRESS_MISSING),
-    (0.2317, _PC_STREET_ONLY),
-)
-# Email kind (bits 3-4): 0 valid, else missing, no domain ("name@") or no "@".
-_EMAIL_MISSING = 1
-_EMAIL_NO_DOMAIN = 2
-_EMAIL_NO_AT = 3
-_SPARSE = 1 << 5  # no names, sex or date of birth
-_BAD_DATE = 1 << 6
-_NO_STREET = 1 << 7
-
-_MOVE_RATE = 0.07
-_LEAVE_RATE = 0.03
-_JOIN_RATE = 0.02
-_RETURN_RATE = 0.15  # of the people absent from the previous snapshot
-_MOVE_BACK_RATE = 0.2
-_DUPLICATE_RATE = 0.03
-_CONFLICT_RATE = 0.013  # of people, ~3/4 of whom have a postcode to vary: ~1%
-_EXTRA_FIELD_RATE = 0.05
-_TERMINATED_SHARE = 0.03  # of the postcodes people live at
-
-
-def _ascii_lower(name: str) -> str:
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    return "".join(ch for ch in folded.lower() if ch.isalnum() or ch == "-")
-
-
-_GIVEN_EMAIL = tuple(_ascii_lower(n) for n in _GIVEN_NAMES)
-_FAMILY_EMAIL = tuple(_ascii_lower(n) for n in _FAMILY_NAMES)
-_JSON_STRING = json.encoder.encode_basestring_ascii
-
-
-class _People:
-    """Compact per-person state: parallel arrays indexed by person number (no objects)."""
-
-    def __init__(self) -> None:
-        self.given = array("H")
-        self.family = array("H")
-        self.street = array("H")
-        self.house = array("H")
-        self.sex = array("B")
-        self.birth = array("I")  # yyyymmdd
-        self.flags = array("B")
-        self.postcode = array("I")  # index into the postcode pool
-        self.previous = array("I")  # the postcode before the last move, or _NO_PREVIOUS
-        self.present = bytearray()
-
-    def __len__(self) -> int:
-        return len(self.present)
-
-    def add(self, rng: random.Random, pool: _Pool) -> None:
-        """Append one new person with random attributes."""
-        rand = rng.random
-        self.given.append(int(rand() * len(_GIVEN_NAMES)))
-        self.family.append(int(rand() * len(_FAMILY_NAMES)))
-        self.street.append(int(rand() * len(_STREET_NAMES) * len(_STREET_KINDS)))
-        self.house.append(1 + int(rand() * 180))
-        self.sex.append(_pick_sex(rand()))
-        year = 1935 + int(rand() * 72)
-        self.birth.append(year * 10000 + (1 + int(rand() * 12)) * 100 + 1 + int(rand() * 28))
-        flags = _PC_FULL
-        draw = rand()
-        for threshold, kind in _PC_THRESHOLDS:
-            if draw < threshold:
-                flags = kind
-                break
-        draw = rand()
-        if draw < 0.006:
-            flags |= _EMAIL_MISSING << 3
-        elif draw < 0.013:
-            flags |= _EMAIL_NO_DOMAIN << 3
-        elif draw < 0.02:
-            flags |= _EMAIL_NO_AT << 3
-        draw = rand()
-        if draw < 0.03:
-            flags |= _SPARSE
-        elif draw < 0.037:
-            flags |= _BAD_DATE
-        if rand() < 0.45:
-            flags |= _NO_STREET
-        self.flags.append(flags)
-        self.postcode.append(pool.draw(rand))
-        self.previous.append(_NO_PREVIOUS)
-        self.present.append(1)
-
-
-_NO_PREVIOUS = 0xFFFFFFFF
-_SEX_CUMULATIVE: tuple[float, ...] = tuple(
-    sum(w for _, w in _SEX_CHOICES[: i + 1]) / sum(w for _, w in _SEX_CHOICES)
-    for i in range(len(_SEX_CHOICES))
-)
-
-
-def _pick_sex(draw: float) -> int:
-    for index, bound in enumerate(_SEX_CUMULATIVE):
-        if draw < bound:
-            return index
-    return len(_SEX_CUMULATIVE) - 1
-
-
-class _Pool:
-    """Postcodes people live at: the sampled live ones, then the sampled terminated ones."""
-
-    def __init__(self, lookup: PostcodeSample) -> None:
-        live = [p for d in lookup.districts for p in d.live]
-        terminated = [p for d in lookup.districts for p in d.terminated]
-        self.postcodes: list[str] = live + terminated
-        self.live = len(live)
-        self.terminated = len(terminated)
-
-    def draw(self, rand: Callable[[], float]) -> int:
-        """A random postcode's index: a live one, or now and then a terminated one."""
-        if self.terminated and rand() < _TERMINATED_SHARE:
-            return self.live + int(rand() * self.terminated)
-        return int(rand() * self.live)
-
-
-class _Renderer:
-    """Turns a person into the JSON text of one record, with per-record variation."""
-
-    def __init__(self, people: _People, pool: Sequence[str], rng: random.Random) -> None:
-        self.people = people
-        self.pool = pool
-        self.rand = rng.random
-
-    def email(self, person: int) -> str | None:
-        """The person's email as this record spells it (None: the key is absent)."""
-        kind = (self.people.flags[person] >> 3) & 3
-        local = (
-            f"{_GIVEN_EMAIL[self.people.given[person]]}."
-            f"{_FAMILY_EMAIL[self.people.family[person]]}.{person + 1}"
-        )
-        if kind == _EMAIL_MISSING:
-            return None
-        if kind == _EMAIL_NO_DOMAIN:
-            text = f"{local}@"
-        elif kind == _EMAIL_NO_AT:
-            text = f"{local}.example.com"
-        else:
-            text = f"{local}@example.com"
-        draw = self.rand()
-        if draw < 0.70:
-            return text
-        if draw < 0.80:
-            return ".".join(part[:1].upper() + part[1:] for part in text.split("."))
-        if draw < 0.88:
-            return text.upper()
-        if draw < 0.94:
-            return f"  {text} "
-        return f" {text.upper()}\t"
-
-    def postcode(self, person: int, pool_index: int) -> str | None:
-        """The postcode as this record spells it (None: no postcode key)."""
-        kind = self.people.flags[person] & 7
-        if kind == _PC_INVALID:
-            return _INVALID_POSTCODES[person % len(_INVALID_POSTCODES)]
-        if kind == _PC_UNMATCHED:
-            area = _UNMATCHED_AREAS[person % len(_UNMATCHED_AREAS)]
-            unit = _INWARDS[(person * 7) % len(_INWARDS)]
-            return f"{area}{person % 9 + 1} {unit}"
-        if kind not in (_PC_FULL, _PC_PARTIAL):
-            return None
-        canonical = self.pool[pool_index]
-        outward, _, inward = canonical.partition(" ")
-        draw = self.rand()
-        if kind == _PC_PARTIAL:
-            if draw < 0.45:
-                return outward
-            if draw < 0.65:
-                return f"{outward} "
-            if draw < 0.85:
-                return outward.lower()
-            return f" {outward.lower()} "
-        if draw < 0.45:
-            return canonical
-        if draw < 0.60:
-            return canonical.lower()
-        if draw < 0.72:
-            return outward + inward
-        if draw < 0.80:
-            return (outward + inward).lower()
-        if draw < 0.88:
-            return f"{outward}  {inward}"
-        if draw < 0.94:
-            return f" {canonical.lower()} "
-        return f"{canonical} "
-
-    def record(self, person: int, pool_index: int) -> str:
-        """The record's text: what ``json.dumps(record, indent=2)`` would give."""
-        people = self.people
-        flags = people.flags[person]
-        lines: list[str] = []
-        email = self.email(person)
-        if email is not None:
-            lines.append(f'  "email": {_JSON_STRING(email)}')
-        if not flags & _SPARSE:
-            lines.append(f'  "givenName": {_JSON_STRING(_GIVEN_NAMES[people.given[person]])}')
-            lines.append(f'  "familyName": {_JSON_STRING(_FAMILY_NAMES[people.family[person]])}')
-            sex = _SEX_VALUES[people.sex[person]]
-            if sex is not None:
-                lines.append(f'  "sex": {_JSON_STRING(sex)}')
-            lines.append(f'  "dateOfBirth": {_JSON_STRING(self.birth_date(person))}')
-        kind = flags & 7
-        if kind == _PC_ADDRESS_EMPTY:
-            lines.append('  "address": {}')
-        elif kind == _PC_ADDRESS_NULL:
-            lines.append('  "address": null')
-        elif kind != _PC_ADDRESS_MISSING:
-            parts: list[str] = []
-            if not flags & _NO_STREET or kind == _PC_STREET_ONLY:
-                street = people.street[person]
-                name = _STREET_NAMES[street % len(_STREET_NAMES)]
-                suffix = _STREET_KINDS[street // len(_STREET_NAMES)]
-                parts.append(f'    "street": "{people.house[person]} {name} {suffix}"')
-            postcode = self.postcode(person, pool_index)
-            if postcode is not None:
-                parts.append(f'    "postcode": {_JSON_STRING(postcode)}')
-            lines.append('  "address": {\n' + ",\n".join(parts) + "\n  }")
-        if self.rand() < _EXTRA_FIELD_RATE:
-            key, value = _EXTRAS[int(self.rand() * len(_EXTRAS))]
-            lines.append(f"  {_JSON_STRING(key)}: " + _indent_json(value))
-        if not lines:
-            return "{}"
-        return "{\n" + ",\n".join(lines) + "\n}"
-
-    def birth_date(self, person: int) -> str:
-        """The date of birth as this record spells it: ISO, dd/mm/yyyy, or invalid."""
-        if self.people.flags[person] & _BAD_DATE:
-            return _INVALID_DATES[person % len(_INVALID_DATES)]
-        packed = self.people.birth[person]
-        year, month, day = packed // 10000, packed // 100 % 100, packed % 100
-        if self.rand() < 0.6:
-            return f"{year:04d}-{month:02d}-{day:02d}"
-        return f"{day:02d}/{month:02d}/{year:04d}"
-
-
-def _indent_json(value: object) -> str:
-    """A nested value as ``json.dumps(..., indent=2)`` prints it one level down."""
-    return json.dumps(value, indent=2).replace("\n", "\n  ")
-
-
-def _advance(people: _People, rng: random.Random, pool: _Pool) -> None:
-    """Turn the people of one snapshot into the next: moves, leavers, joiners, returners."""
-    rand = rng.random
-    present = people.present
-    postcode = people.postcode
-    previous = people.previous
-    before = sum(present)
-    for person in range(len(people)):
-        draw = rand()
-        if present[person]:
-            if draw < _LEAVE_RATE:
-                present[person] = 0
-            elif draw < _LEAVE_RATE + _MOVE_RATE:
-                if previous[person] != _NO_PREVIOUS and rand() < _MOVE_BACK_RATE:
-                    postcode[person], previous[person] = previous[person], postcode[person]
-                else:
-                    previous[person] = postcode[person]
-                    moved_to = pool.draw(rand)
-                    if moved_to == postcode[person]:
-                        moved_to = (moved_to + 1) % pool.live
-                    postcode[person] = moved_to
-        elif draw < _RETURN_RATE:
-            present[person] = 1
-            if rand() < 0.5:
-                previous[person] = postcode[person]
-                postcode[person] = pool.draw(rand)
-    for _ in range(round(before * _JOIN_RATE)):
-        people.add(rng, pool)
-
-
-def _write_snapshot(path: Path, people: _People, pool: Sequence[str], rng: random.Random) -> None:
-    """Write one snapshot: present people in order, with duplicates and conflicting records."""
-    render = _Renderer(people, pool, rng)
-    rand = rng.random
-    pending: dict[int, list[str]] = {}
-    chunk: list[str] = []
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for person in range(len(people)):
-            chunk.extend(pending.pop(person, ()))
-            if not people.present[person]:
-                continue
-            pool_index = people.postcode[person]
-            draw = rand()
-            kind = people.flags[person] & 7
-            if draw < _CONFLICT_RATE and kind in (_PC_FULL, _PC_PARTIAL):
-                # The same email with another address, before the true one: last one wins.
-                other = (pool_index + 1 + int(rand() * (len(pool) - 1))) % len(pool)
-                chunk.append(render.record(person, other))
-            text = render.record(person, pool_index)
-            chunk.append(text)
-            if draw > 1.0 - _DUPLICATE_RATE:
-                pending.setdefault(person + 1 + int(rand() * 40), []).append(text)
-            if len(chunk) >= _CHUNK_ROWS:
-                out.write("\n".join(chunk))
-                out.write("\n")
-                chunk.clear()
-        for due in sorted(pending):
-            chunk.extend(pending[due])
-        if chunk:
-            out.write("\n".join(chunk))
-            out.write("\n")
-
-
-def _snapshot_name(number: int) -> str:
-    return "users.json" if number == 1 else f"users-{number}.json"
-
-
-def write_users_snapshots(
-    directory: Path,
-    lookup: PostcodeSample,
-    *,
-    users: int,
-    snapshots: int = 1,
-    seed: int,
-) -> list[Path]:
-    """Write ``snapshots`` users exports to ``directory``; return their paths in order.
-
-    The first (``users.json``) holds ``users`` distinct people; each later one
-    (``users-2.json``, ...) derives from the one before: about 7% move, 3% leave, 2% join and
-    a few who left come back. Each file is a stream of pretty-printed JSON objects with the
-    mess of the real export (SPEC §1); people live at postcodes drawn from ``lookup``.
-    """
-    if users < 0:
-        raise ValueError("users must not be negative")
-    if snapshots < 1:
-        raise ValueError("snapshots must be at least 1")
-    directory.mkdir(parents=True, exist_ok=True)
-    pool = _Pool(lookup)
-    people = _People()
-    rng = random.Random(f"evergreen-sample:{seed}:users")
-    for _ in range(users):
-        people.add(rng, pool)
-    paths: list[Path] = []
-    for number in range(1, snapshots + 1):
-        if number > 1:
-            _advance(people, random.Random(f"evergreen-sample:{seed}:advance:{number}"), pool)
-        path = directory / _snapshot_name(number)
-        _write_snapshot(
-            path, people, pool.postcodes, random.Random(f"evergreen-sample:{seed}:render:{number}")
-        )
-        paths.append(path)
-    return paths
-
-
-class SampleResult(BaseModel):
-    """What ``generate_sample`` wrote."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    postcodes_path: Path
-    users_paths: list[Path]
-    postcodes: int
-    """Data rows written to the lookup CSV."""
-    users: int
-    """Distinct people in the first snapshot."""
-
-
-def generate_sample(
-    directory: Path,
-    *,
-    users: int = 2000,
-    postcodes: int = 20000,
-    snapshots: int = 1,
-    seed: int = 42,
-    macos_junk: bool = False,
-) -> SampleResult:
-    """Write ``postcodes.zip`` and ``users.json`` (+ ``users-2.json``...) into ``directory``.
-
-    The same arguments always give the same bytes. Nothing is fetched from the network.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    postcodes_path = directory / "postcodes.zip"
-    lookup = write_postcode_lookup(
-        postcodes_path, postcodes=postcodes, seed=seed, macos_junk=macos_junk
-    )
-    users_paths = write_users_snapshots(
-        directory, lookup, users=users, snapshots=snapshots, seed=seed
-    )
-    return SampleResult(
-        postcodes_path=postcodes_path,
-        users_paths=users_paths,
-        postcodes=lookup.rows,
-        users=users,
-    )

@@ -14,11 +14,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from evergreen_etl.datadir.files import atomic_output, file_sha256
+from evergreen_etl.datadir.layout import MANIFEST_NAME
 from evergreen_etl.errors import SourceError
-from evergreen_etl.extract.fetch import atomic_output
-from evergreen_etl.models import ManifestEntry
+from evergreen_etl.models import ManifestEntry, SourceName
 
-MANIFEST_NAME = "manifest.json"
+__all__ = [
+    "MANIFEST_FORMAT",
+    "holds_recorded_bytes",
+    "manifest_path",
+    "read_manifest",
+    "recorded_entry",
+    "recorded_sha256",
+    "source_label",
+    "write_manifest",
+]
+
 MANIFEST_FORMAT = 1
 
 
@@ -77,9 +88,52 @@ def write_manifest(
     return path
 
 
-def source_label(raw_dir: Path, source: str, path: Path) -> str:
-    """How to name a source file in messages: its URL when it is the raw copy of one."""
-    entry = read_manifest(raw_dir).get(source) if (raw_dir / "manifest.json").exists() else None
-    if entry is not None and (raw_dir / entry.path).resolve() == path.resolve():
-        return entry.url
-    return str(path)
+def recorded_entry(raw_dir: Path, source: SourceName, path: Path) -> ManifestEntry | None:
+    """The manifest's entry for ``source`` when ``path`` is the raw file extract recorded for it.
+
+    ``None`` when there is no manifest, no entry for ``source``, or ``path`` is another file
+    (a path given on the command line, say).
+
+    Raises:
+        SourceError: the manifest exists but cannot be read or is not a valid manifest.
+    """
+    entry = read_manifest(raw_dir).get(source)
+    if entry is None or (raw_dir / entry.path).resolve() != path.resolve():
+        return None
+    return entry
+
+
+def recorded_sha256(path: Path, entry: ManifestEntry | None, raw_dir: Path) -> str:
+    """The checksum ``entry`` recorded while ``path`` is still that file, else ``path`` hashed.
+
+    Extract writes the manifest after the file: a file of another size, or changed after the
+    manifest was written (edited by hand, or an extract killed between the two), is hashed.
+    """
+    if entry is not None:
+        try:
+            stat = path.stat()
+            manifest = manifest_path(raw_dir).stat()
+        except OSError:
+            pass
+        else:
+            if stat.st_size == entry.size and stat.st_mtime_ns <= manifest.st_mtime_ns:
+                return entry.sha256
+    return file_sha256(path)
+
+
+def holds_recorded_bytes(path: Path, entry: ManifestEntry) -> bool:
+    """True when ``path`` still holds exactly the bytes ``entry`` recorded (size and SHA-256)."""
+    try:
+        if path.stat().st_size != entry.size:
+            return False
+        return file_sha256(path) == entry.sha256
+    except OSError:
+        return False
+
+
+def source_label(entry: ManifestEntry | None, path: Path) -> str:
+    """How to name a source file in messages: its URL when it is the raw copy ``entry`` recorded.
+
+    ``entry`` is what ``recorded_entry`` found for ``path``.
+    """
+    return entry.url if entry is not None else str(path)
