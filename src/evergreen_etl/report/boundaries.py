@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine
 
-from evergreen_etl.models import BoundaryBasis, Boundaries
+from evergreen_etl.models import Boundaries, BoundaryBasis
 from evergreen_etl.privacy.disclosure import DisclosureRule
 from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_version
 

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, BindParameter, Boolean, DateTime, Engine, Integer, 
 from sqlalchemy.types import TypeEngine
 
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.report.boundaries import basis_title
 from evergreen_etl.report.disclosure import (
     Difference,
     DisclosureRule,
@@ -23,10 +24,10 @@ from evergreen_etl.report.disclosure import (
 )
 from evergreen_etl.report.results import (
     Analysis,
-    BoundaryBasis,
     AnalysisRow,
     AuthorityMoves,
     Boundaries,
+    BoundaryBasis,
     CountryUsers,
     LocalAuthorityUsers,
     PostcodeStatusUsers,
@@ -36,7 +37,6 @@ from evergreen_etl.report.results import (
     SexAgeBandUsers,
     SnapshotChanges,
 )
-from evergreen_etl.report.boundaries import basis_title
 from evergreen_etl.warehouse import sqlfiles
 
 HEADLINE = "local-authority"

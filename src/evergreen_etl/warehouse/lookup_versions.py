@@ -38,10 +38,14 @@ __all__ = [
 Mapping = Literal["exact", "approximate"]
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_NAMES = (
+    "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    "|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
 # A month (abbreviated or in full) next to a four-digit year: NSPL_NOV_2025, nspl-may-2024.csv,
-# ONSPD_February_2026_UK. Letters or digits may not run into either end.
+# ONSPD_February_2026_UK. No letter or digit may run into either end.
 _MONTH_YEAR = re.compile(
-    r"(?<![a-z])(" + "|".join(_MONTHS) + r")[a-z]*[ _\-.]?((?:19|20)\d\d)(?!\d)", re.IGNORECASE
+    rf"(?<![a-z])({_MONTH_NAMES})[ _\-.]?((?:19|20)\d\d)(?!\d)", re.IGNORECASE
 )
 
 
