@@ -175,9 +175,7 @@ def test_current_basis_follows_the_successor_chain(
     assert result.basis.approximate == 1
 
 
-def test_every_report_states_its_basis(
-    relocated: Any, settings: Settings, engine: Engine
-) -> None:
+def test_every_report_states_its_basis(relocated: Any, settings: Settings, engine: Engine) -> None:
     """The result and its title name the basis and the lookup version."""
     result = analysis(settings, "region", as_of=IN_JAN, boundaries="recorded", engine=engine)
     assert result.basis is not None

@@ -54,8 +54,11 @@ def test_lookup_list_table_and_csv(runner: CliRunner, sqlite_scenario: Warehouse
     table = invoke(runner, sqlite_scenario, "lookup", "list")
     assert "Postcode lookup versions" in table
     assert "1980-01" in table
-    rows = list(csv.DictReader(io.StringIO(invoke(runner, sqlite_scenario, "lookup", "list",
-                                                  "--format", "csv"))))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(invoke(runner, sqlite_scenario, "lookup", "list", "--format", "csv"))
+        )
+    )
     assert [(r["version_id"], r["published"]) for r in rows] == [("1", "1980-01")]
 
 
@@ -71,16 +74,29 @@ def test_table_caption_names_basis_and_version(
 def test_supplied_is_an_alias_of_lookup(runner: CliRunner, sqlite_scenario: Warehouse) -> None:
     """`--boundaries supplied` (the old name) prints what the default prints."""
     default = invoke(runner, sqlite_scenario, "report", "--format", "csv", *AT)
-    assert invoke(runner, sqlite_scenario, "report", "--boundaries", "supplied", "--format",
-                  "csv", *AT) == default
+    assert (
+        invoke(
+            runner, sqlite_scenario, "report", "--boundaries", "supplied", "--format", "csv", *AT
+        )
+        == default
+    )
 
 
 def test_json_with_metadata_is_an_envelope(runner: CliRunner, sqlite_scenario: Warehouse) -> None:
     """--with-metadata wraps the rows with the basis and version; plain JSON stays a list."""
     plain = json.loads(invoke(runner, sqlite_scenario, "report", "--format", "json", *AT))
     document = json.loads(
-        invoke(runner, sqlite_scenario, "report", "--format", "json", "--with-metadata",
-               "--boundaries", "recorded", *AT)
+        invoke(
+            runner,
+            sqlite_scenario,
+            "report",
+            "--format",
+            "json",
+            "--with-metadata",
+            "--boundaries",
+            "recorded",
+            *AT,
+        )
     )
     assert isinstance(plain, list)
     assert document["rows"] == plain
@@ -92,10 +108,16 @@ def test_json_with_metadata_is_an_envelope(runner: CliRunner, sqlite_scenario: W
 
 def test_csv_with_metadata_adds_columns(runner: CliRunner, sqlite_scenario: Warehouse) -> None:
     """CSV keeps one header and its rows; the basis and version are extra columns on each."""
-    plain = list(csv.reader(io.StringIO(
-        invoke(runner, sqlite_scenario, "report", "--format", "csv", *AT))))
-    rows = list(csv.DictReader(io.StringIO(
-        invoke(runner, sqlite_scenario, "report", "--format", "csv", "--with-metadata", *AT))))
+    plain = list(
+        csv.reader(io.StringIO(invoke(runner, sqlite_scenario, "report", "--format", "csv", *AT)))
+    )
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                invoke(runner, sqlite_scenario, "report", "--format", "csv", "--with-metadata", *AT)
+            )
+        )
+    )
     assert len(rows) == len(plain) - 1
     assert {(r["boundaries"], r["lookup_version"]) for r in rows} == {("lookup", "1")}
     assert [r["users"] for r in rows] == [row[2] for row in plain[1:]]

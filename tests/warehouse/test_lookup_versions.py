@@ -119,12 +119,16 @@ def test_migration_records_the_lookup_already_loaded(database_url: str) -> None:
         upgrade(database_url)
         with engine.connect() as conn:
             version = conn.execute(
-                text("SELECT version_id, sha256, published, published_from, postcodes, run_id"
-                     " FROM lookup_version")
+                text(
+                    "SELECT version_id, sha256, published, published_from, postcodes, run_id"
+                    " FROM lookup_version"
+                )
             ).one()
             authority = conn.execute(
-                text("SELECT current_code, current_mapping FROM dim_local_authority"
-                     " WHERE code = 'E07000190'")
+                text(
+                    "SELECT current_code, current_mapping FROM dim_local_authority"
+                    " WHERE code = 'E07000190'"
+                )
             ).one()
         assert tuple(version) == (1, "abc", "2023-11", "data", 2, 1)
         assert tuple(authority) == ("E06000066", "exact")

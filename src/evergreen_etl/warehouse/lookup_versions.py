@@ -44,9 +44,7 @@ _MONTH_NAMES = (
 )
 # A month (abbreviated or in full) next to a four-digit year: NSPL_NOV_2025, nspl-may-2024.csv,
 # ONSPD_February_2026_UK. No letter or digit may run into either end.
-_MONTH_YEAR = re.compile(
-    rf"(?<![a-z])({_MONTH_NAMES})[ _\-.]?((?:19|20)\d\d)(?!\d)", re.IGNORECASE
-)
+_MONTH_YEAR = re.compile(rf"(?<![a-z])({_MONTH_NAMES})[ _\-.]?((?:19|20)\d\d)(?!\d)", re.IGNORECASE)
 
 
 class LookupVersion(BaseModel):

@@ -86,7 +86,5 @@ def check_precision(conn: Connection, wanted: LocationPrecision, *, coarsen: boo
             f"{wanted.value} precision would mix the two (nothing was loaded)",
             hint="add --coarsen to rewrite every stored postcode at the coarser precision",
         )
-    conn.execute(
-        text(f"UPDATE user_address SET {_COARSEN[wanted]} WHERE postcode IS NOT NULL")
-    )
+    conn.execute(text(f"UPDATE user_address SET {_COARSEN[wanted]} WHERE postcode IS NOT NULL"))
     return True

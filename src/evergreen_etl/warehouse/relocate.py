@@ -121,9 +121,7 @@ def relocate(conn: Connection, version: int, previous: int | None) -> Relocation
     """
     periods = conn.execute(text(_LOCATE), {"version": version}).rowcount
     counts = dict.fromkeys(REASONS, 0)
-    for reason, users in conn.execute(
-        text(_CHANGED), {"version": version, "previous": previous}
-    ):
+    for reason, users in conn.execute(text(_CHANGED), {"version": version, "previous": previous}):
         counts[reason] = int(users)
     users = counts.pop("users", 0)
     return Relocation(users=users, by_reason=counts, periods=max(periods, 0))
