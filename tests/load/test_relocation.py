@@ -253,3 +253,12 @@ def _postcodes(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT postcode FROM user_address ORDER BY postcode")
         return [row[0] for row in rows]
+
+
+def test_postcode_status_uses_the_newest_lookup(
+    relocated: Any, settings: Settings, engine: Engine
+) -> None:
+    """The new build is no longer 'unmatched' once version 2 knows it."""
+    result = analysis(settings, "postcode-status", as_of=IN_JAN, engine=engine)
+    statuses = {row.location_status: row.users for row in result.rows}
+    assert statuses == {"full_matched": 5, "partial_resolved": 1}
