@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from evergreen_etl.errors import (
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
+from evergreen_etl.privacy.pseudonym import load_key
 from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
@@ -29,7 +31,7 @@ from evergreen_etl.warehouse.db_errors import translate_database_error
 from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
 from evergreen_etl.warehouse.lookup import load_postcodes
 from evergreen_etl.warehouse.lookup_versions import LookupVersion
-from evergreen_etl.warehouse.precision import check_precision
+from evergreen_etl.warehouse.precision import Tokeniser, check_precision
 from evergreen_etl.warehouse.relocate import Relocation, add_lookup_version
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, merge_snapshot, stage_snapshot
 from evergreen_etl.warehouse.schema import etl_run
@@ -102,6 +104,7 @@ def load(
                         k_guard=k_guard,
                         precision=LocationPrecision(precision or settings.location_precision),
                         coarsen=coarsen,
+                        tokeniser=lambda: load_key(settings).postcode_tokeniser(),
                         progress=progress,
                     )
             except IntegrityError as exc:
@@ -133,6 +136,7 @@ def _load_in_transaction(
     k_guard: KAnonymityGuard | None,
     precision: LocationPrecision,
     coarsen: bool,
+    tokeniser: Callable[[], Tokeniser],
     progress: bool,
 ) -> LoadResult:
     key_id = str(summary["key_id"])
@@ -156,7 +160,7 @@ def _load_in_transaction(
             log.info("this snapshot is already loaded: nothing to do")
             return _skipped(as_of, int(summary.get("rejected", 0)))
 
-    coarsened = check_precision(conn, precision, coarsen=coarsen)
+    coarsened = check_precision(conn, precision, coarsen=coarsen, tokeniser=tokeniser)
     started = utc_now()
     run_id = conn.execute(
         text(

@@ -241,6 +241,20 @@ def test_coarsen_rewrites_every_stored_postcode(
     load_snapshot([user("ann@example.com", "AB1 1AB")], MAR, precision="sector")
 
 
+def test_coarsen_keeps_rows_older_than_tokens_unmoved(
+    load_snapshot: LoadSnapshot, engine: Engine
+) -> None:
+    """A current row loaded before postcode tokens existed is given its token before its
+    postcode is coarsened: the same postcode next time is no move."""
+    people = [user("ann@example.com", "AB1 1AA"), user("ben@example.com", "AB2 1AA")]
+    load_snapshot(people, JAN)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE user_address SET postcode_token = NULL")
+    result = load_snapshot(people, FEB, precision="district", coarsen=True)
+    assert (result.moved, result.unchanged) == (0, 2)
+    assert _postcodes(engine) == ["AB1", "AB2"]
+
+
 def test_finer_precision_is_always_refused(load_snapshot: LoadSnapshot, engine: Engine) -> None:
     """What was dropped cannot come back: postcode precision into a district warehouse fails."""
     load_snapshot([user("ann@example.com", "AB1 1AA")], JAN, precision="district")

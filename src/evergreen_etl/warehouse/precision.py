@@ -8,12 +8,14 @@ transaction, so the warehouse holds one precision throughout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, select, text
 
 from evergreen_etl.errors import WarehouseError
 from evergreen_etl.postcodes import LocationPrecision
+from evergreen_etl.warehouse.dialect import backend_for, bulk_insert
 from evergreen_etl.warehouse.schema import etl_run
 
 __all__ = ["ORDER", "check_precision", "held_precision"]
@@ -67,9 +69,47 @@ def held_precision(conn: Connection) -> LocationPrecision | None:
     return finest
 
 
-def check_precision(conn: Connection, wanted: LocationPrecision, *, coarsen: bool) -> bool:
+# Current rows loaded before postcode tokens existed (migration 0004) are compared with the
+# snapshot by their full postcode; coarsened, they would all look moved. They get the token of
+# the postcode they hold first.
+_UNTOKENED = (
+    "FROM user_address WHERE is_current AND postcode_token IS NULL "
+    "AND postcode_kind = 'full' AND postcode LIKE '% ___'"
+)
+_SET_TOKENS = f"""
+UPDATE user_address SET postcode_token =
+    (SELECT t.token FROM stg_postcode_token AS t WHERE t.postcode = user_address.postcode)
+WHERE address_id IN (SELECT address_id {_UNTOKENED})
+"""
+Tokeniser = Callable[[str], str]
+
+
+def _token_old_rows(conn: Connection, tokeniser: Callable[[], Tokeniser]) -> None:
+    postcodes = conn.execute(text(f"SELECT DISTINCT postcode {_UNTOKENED}")).scalars().all()
+    if not postcodes:
+        return
+    token = tokeniser()
+    backend_for(conn).create_temp_table(
+        conn, "stg_postcode_token", "postcode VARCHAR(8) PRIMARY KEY, token VARCHAR(32)"
+    )
+    bulk_insert(
+        conn, "stg_postcode_token", ("postcode", "token"), ((pc, token(pc)) for pc in postcodes)
+    )
+    conn.execute(text(_SET_TOKENS))
+    conn.execute(text("DROP TABLE stg_postcode_token"))
+
+
+def check_precision(
+    conn: Connection,
+    wanted: LocationPrecision,
+    *,
+    coarsen: bool,
+    tokeniser: Callable[[], Tokeniser] | None = None,
+) -> bool:
     """Refuse a load at another precision than the warehouse holds; coarsen when asked.
 
+    ``tokeniser`` gives the postcode tokeniser of the warehouse's key, asked for only when
+    current rows older than tokens must be given one before their postcode is coarsened.
     Returns True when the stored postcodes were rewritten to ``wanted``.
     """
     held = held_precision(conn)
@@ -86,5 +126,7 @@ def check_precision(conn: Connection, wanted: LocationPrecision, *, coarsen: boo
             f"{wanted.value} precision would mix the two (nothing was loaded)",
             hint="add --coarsen to rewrite every stored postcode at the coarser precision",
         )
+    if tokeniser is not None:
+        _token_old_rows(conn, tokeniser)
     conn.execute(text(f"UPDATE user_address SET {_COARSEN[wanted]} WHERE postcode IS NOT NULL"))
     return True
