@@ -129,10 +129,12 @@ def test_figures_as_known_before_the_new_version(
     relocated: Any, settings: Settings, engine: Engine
 ) -> None:
     """The lookup version known before March's load reproduces the figures published then."""
+    _, february, _ = relocated
     with engine.connect() as conn:
         assert newest_version(conn, known_at=datetime(2000, 1, 1)) is None
         versions = lookup_versions(settings, engine=engine)
         before = newest_version(conn, known_at=versions[1].loaded_at - timedelta(microseconds=1))
+        assert newest_version(conn, by_run=february.run_id) == before
     assert before is not None
     assert before.version_id == 1
     parameters = {"as_of": IN_JAN, "boundaries": "lookup", "lookup_version": before.version_id}

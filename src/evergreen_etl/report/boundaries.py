@@ -46,14 +46,20 @@ def basis_name(boundaries: Boundaries | None) -> Basis:
 
 
 def basis_parameters(
-    conn: Connection, basis: Basis, *, known_at: datetime | None = None
+    conn: Connection,
+    basis: Basis,
+    *,
+    known_at: datetime | None = None,
+    by_run: int | None = None,
 ) -> tuple[dict[str, Any], LookupVersion | None]:
     """The SQL parameters of ``basis`` (``boundaries``, ``lookup_version``) and the version.
 
-    The version is the newest lookup, or the newest loaded by ``known_at`` (to read the
-    warehouse as it was known then). On the recorded basis no period is re-located.
+    The version is the newest lookup, or the newest loaded by ``known_at`` or by the load
+    ``by_run`` (to read the warehouse as it was known then: the lookup basis then gives
+    exactly the figures published at that time). On the recorded basis no period is
+    re-located.
     """
-    version = newest_version(conn, known_at=known_at)
+    version = newest_version(conn, known_at=known_at, by_run=by_run)
     relocated_by = version.version_id if version is not None and basis != "recorded" else None
     return {"boundaries": basis, "lookup_version": relocated_by}, version
 

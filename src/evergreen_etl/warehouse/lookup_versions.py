@@ -128,11 +128,16 @@ def list_versions(conn: Connection) -> list[LookupVersion]:
     return [LookupVersion.model_validate(dict(row)) for row in rows]
 
 
-def newest_version(conn: Connection, *, known_at: datetime | None = None) -> LookupVersion | None:
-    """The newest lookup version, or the newest loaded by ``known_at`` (None: none yet)."""
+def newest_version(
+    conn: Connection, *, known_at: datetime | None = None, by_run: int | None = None
+) -> LookupVersion | None:
+    """The newest lookup version (None: none yet); or the newest loaded by ``known_at``, or
+    by the load ``by_run`` and those before it: the warehouse's lookup as known then."""
     query = select(lookup_version).order_by(lookup_version.c.version_id.desc()).limit(1)
     if known_at is not None:
         query = query.where(lookup_version.c.loaded_at <= bindparam("t", type_=DateTime()))
+    if by_run is not None:
+        query = query.where(lookup_version.c.run_id <= by_run)
     row = conn.execute(query, {"t": known_at}).mappings().first()
     return LookupVersion.model_validate(dict(row)) if row is not None else None
 
