@@ -202,6 +202,9 @@ def _print_summary(result: RunResult) -> None:
                 loaded.postcodes_loaded if loaded.postcodes_loaded is not None else "unchanged",
             ),
         ]
+        if loaded.lookup_version is not None:
+            rows.append(("lookup version", loaded.lookup_version))
+            rows.append(("users re-located by it", loaded.relocated))
         rows += [
             (f"located: {k.replace('_', ' ')}", v) for k, v in loaded.location.model_dump().items()
         ]

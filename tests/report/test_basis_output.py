@@ -126,7 +126,8 @@ def test_csv_with_metadata_adds_columns(runner: CliRunner, sqlite_scenario: Ware
 def test_html_and_png_name_the_basis(
     runner: CliRunner, sqlite_scenario: Warehouse, tmp_path: Path
 ) -> None:
-    """The HTML page carries the caption; the chart's title the basis (the PNG's first text)."""
+    """The HTML page carries the caption; the chart's title, which the PNG draws first, names
+    the basis and version short enough to be drawn whole."""
     from evergreen_etl.report import analysis, pictures
 
     page = tmp_path / "report.html"
@@ -136,4 +137,4 @@ def test_html_and_png_name_the_basis(
     )
     result = analysis(sqlite_scenario.settings, engine=sqlite_scenario.engine)
     bars, _ = pictures(sqlite_scenario.settings, result, engine=sqlite_scenario.engine)
-    assert bars.title.endswith("(lookup boundaries, lookup version 1 (1980-01))")
+    assert bars.title == "Local authorities by users (lookup boundaries, lookup v1 1980-01)"

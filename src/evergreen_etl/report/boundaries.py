@@ -24,6 +24,7 @@ __all__ = [
     "basis_name",
     "basis_note",
     "basis_parameters",
+    "basis_short",
     "basis_title",
     "measure_basis",
 ]
@@ -98,6 +99,13 @@ def _version_label(basis: BoundaryBasis) -> str:
 def basis_title(basis: BoundaryBasis) -> str:
     """The short form for titles: ``lookup boundaries, lookup version 2 (2025-11)``."""
     return f"{basis.basis} boundaries, {_version_label(basis)}"
+
+
+def basis_short(basis: BoundaryBasis) -> str:
+    """The shortest form, for a chart's title: ``lookup boundaries, lookup v2 2025-11``."""
+    version = f"lookup v{basis.lookup_version}" if basis.lookup_version else "no lookup"
+    month = f" {basis.lookup_published}" if basis.lookup_published else ""
+    return f"{basis.basis} boundaries, {version}{month}"
 
 
 def _users(count: int | None) -> str:

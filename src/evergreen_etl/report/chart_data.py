@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
-from evergreen_etl.report.boundaries import basis_title
+from evergreen_etl.report.boundaries import basis_short
 from evergreen_etl.report.catalog import REPORTS, run_sql
 from evergreen_etl.report.disclosure import (
     MAP_MIN_USERS,
@@ -79,7 +79,7 @@ def chart(result: Analysis[Any], limit: int = CHART_BARS) -> Chart:
     what = value_column.replace("_", " ")
     shown = f"Top {len(top)} {noun}" if len(drawable) > limit else noun.capitalize()
     # The boundary basis and lookup version go in the title: a PNG travels without its page.
-    on = f" ({basis_title(result.basis)})" if result.basis is not None else ""
+    on = f" ({basis_short(result.basis)})" if result.basis is not None else ""
     return Chart(
         title=f"{shown} by {what}{on}",
         value_label=what,
