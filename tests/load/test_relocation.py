@@ -278,3 +278,18 @@ def test_postcode_status_uses_the_newest_lookup(
     result = analysis(settings, "postcode-status", as_of=IN_JAN, engine=engine)
     statuses = {row.location_status: row.users for row in result.rows}
     assert statuses == {"full_matched": 5, "partial_resolved": 1}
+
+
+def test_address_location_view(relocated: Any, engine: Engine) -> None:
+    """v_address_location gives each period's recorded and newest-lookup authority."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT recorded_local_authority_code, local_authority_code, COUNT(*)"
+            " FROM v_address_location"
+            " WHERE recorded_local_authority_code <> local_authority_code"
+            " GROUP BY recorded_local_authority_code, local_authority_code"
+        ).all()
+    assert sorted(tuple(row) for row in rows) == [
+        ("E06000001", "E06000003", 1),
+        ("UNKNOWN", "E06000002", 2),
+    ]

@@ -44,6 +44,22 @@ WHERE r.run_id = (SELECT MAX(run_id) FROM etl_run
 """
 
 
+# Each address period with the authority it was recorded with and the one the newest lookup
+# version gives it (the lookup basis of the reports), for a plain SQL client.
+VIEW_ADDRESS_LOCATION = """
+CREATE VIEW v_address_location AS
+SELECT a.address_id, a.user_id, a.valid_from, a.valid_to, a.is_current,
+       a.local_authority_code AS recorded_local_authority_code,
+       a.location_status AS recorded_location_status,
+       COALESCE(r.local_authority_code, a.local_authority_code) AS local_authority_code,
+       COALESCE(r.location_status, a.location_status) AS location_status
+FROM user_address a
+LEFT JOIN address_relocation r
+  ON r.address_id = a.address_id
+ AND r.version_id = (SELECT MAX(version_id) FROM lookup_version)
+"""
+
+
 def upgrade() -> None:
     op.add_column(
         "dim_local_authority",
@@ -115,6 +131,7 @@ def upgrade() -> None:
         comment="Address periods a lookup version locates elsewhere than they were recorded",
     )
     op.execute(_FIRST_VERSION)
+    op.execute(VIEW_ADDRESS_LOCATION)
     # Retired codes already in the warehouse: today's authority through the successor chain.
     chains = [
         {"code": code, "current": current, "mapping": mapping}
@@ -130,6 +147,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP VIEW v_address_location")
     op.drop_table("address_relocation")
     op.drop_table("lookup_version")
     op.execute("ALTER TABLE dim_local_authority DROP COLUMN current_mapping")
