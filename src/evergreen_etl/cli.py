@@ -416,6 +416,7 @@ def run(
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
+    coarsen: Coarsen = False,
     fmt: Format = "table",
     min_count: MinCount = None,
     disclosure: Disclosure = None,
@@ -443,6 +444,7 @@ def run(
             absent=absent,
             disclosure=disclosure_rule(disclosure, min_count),
             max_reject_rate=max_reject_rate,
+            coarsen=coarsen,
             progress=not quiet,
         )
         if not quiet and log_format == "text":  # JSON logs carry the same counts per stage

@@ -29,6 +29,7 @@ def run(
     disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     max_reject_rate: float | None = None,
     auto_upgrade: bool = True,
+    coarsen: bool = False,
     progress: bool = True,
 ) -> RunResult:
     """Run every stage in order on the configured sources; return each stage's result."""
@@ -41,7 +42,12 @@ def run(
         out.append(anonymised)
     with timed_stage("load", run_id) as out:
         loaded = load(
-            settings, as_of=as_of, absent=absent, auto_upgrade=auto_upgrade, progress=progress
+            settings,
+            as_of=as_of,
+            absent=absent,
+            auto_upgrade=auto_upgrade,
+            coarsen=coarsen,
+            progress=progress,
         )
         out.append(loaded)
     with timed_stage("report", run_id) as out:
