@@ -19,21 +19,9 @@ def test_coarser_load_needs_coarsen(
 ) -> None:
     """A sector-precision load into a postcode warehouse exits 5 with the fix; --coarsen loads."""
     data = data_dir(tmp_path)
-    first = runner.invoke(
-        app,
-        [
-            "run",
-            "--data-dir",
-            data,
-            "--users-url",
-            str(sample.users_paths[0]),
-            "--postcodes-url",
-            str(sample.postcodes_path),
-            "--as-of",
-            "2024-01-01",
-            "--quiet",
-        ],
-    )
+    users, postcodes = str(sample.users_paths[0]), str(sample.postcodes_path)
+    sources = ["--users-url", users, "--postcodes-url", postcodes]
+    first = runner.invoke(app, ["run", "--data-dir", data, *sources, "--as-of", "2024-01-01", "-q"])
     assert first.exit_code == 0, first.stderr
     load = ["load", "--data-dir", data, "--as-of", "2024-02-01", "-q"]
     refused = runner.invoke(app, [*load, "--location-precision", "sector"])
