@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 from evergreen_etl.models import Boundaries, BoundaryBasis
 from evergreen_etl.privacy.disclosure import DisclosureRule
 from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_version
+from evergreen_etl.warehouse.precision import ever_coarser
 
 __all__ = [
     "BASES",
@@ -75,17 +76,27 @@ def measure_basis(
     """The basis of a report at ``parameters['as_of']``, with its counts under ``rule``."""
     from evergreen_etl.report.catalog import run_sql
 
-    (row,) = run_sql(engine, "boundary_basis", parameters)
+    approximate = 0
+    if basis == "current":
+        (row,) = run_sql(engine, "boundary_basis", parameters)
+        approximate = int(row["approximate"])
+    # At full-postcode precision every period can be located again: no scan needed.
+    not_relocatable = 0
+    with engine.connect() as conn:
+        coarser = ever_coarser(conn)
+    if coarser:
+        (row,) = run_sql(engine, "unrelocatable_users", parameters)
+        not_relocatable = int(row["users"])
 
-    def published(count: Any) -> int | None:
-        return 0 if not count else rule.publish(int(count))
+    def published(count: int) -> int | None:
+        return 0 if not count else rule.publish(count)
 
     return BoundaryBasis(
         basis=basis,
         lookup_version=version.version_id if version is not None else None,
         lookup_published=version.published if version is not None else None,
-        not_relocatable=published(row["not_relocatable"]),
-        approximate=published(row["approximate"]) if basis == "current" else None,
+        not_relocatable=published(not_relocatable),
+        approximate=published(approximate) if basis == "current" else None,
     )
 
 

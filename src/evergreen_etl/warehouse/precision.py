@@ -18,7 +18,7 @@ from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.warehouse.dialect import backend_for, bulk_insert
 from evergreen_etl.warehouse.schema import etl_run
 
-__all__ = ["ORDER", "check_precision", "held_precision"]
+__all__ = ["ORDER", "check_precision", "ever_coarser", "held_precision"]
 
 # Finest first.
 ORDER = (
@@ -97,6 +97,14 @@ def _token_old_rows(conn: Connection, tokeniser: Callable[[], Tokeniser]) -> Non
     )
     conn.execute(text(_SET_TOKENS))
     conn.execute(text("DROP TABLE stg_postcode_token"))
+
+
+def ever_coarser(conn: Connection) -> bool:
+    """Whether any load stored postcodes at a precision coarser than the full postcode."""
+    query = select(etl_run.c.details).where(etl_run.c.status == "succeeded")
+    return any(
+        _precision_of(details) != LocationPrecision.POSTCODE for (details,) in conn.execute(query)
+    )
 
 
 def check_precision(

@@ -13,32 +13,10 @@
 WITH authority AS (
     {{ authority }}
 ),
--- Rows are counted per supplied code first, so that the join and the grouping by name see a
--- few hundred counts instead of a million rows.
+-- Rows are counted per supplied code first (the shared fragment 'located_counts'), so that
+-- the join and the grouping by name see a few hundred counts instead of a million rows.
 counts AS (
-    SELECT a.local_authority_code AS supplied_code, COUNT(*) AS users
-    FROM user_address AS a
-    WHERE a.valid_from <= :as_of
-      AND (a.valid_to IS NULL OR a.valid_to > :as_of)
-    GROUP BY a.local_authority_code
-    -- Each re-located period moves from its recorded authority to the lookup's: a few rows
-    -- read through address_relocation's key, not a second pass over every period.
-    UNION ALL
-    SELECT moved.code, SUM(moved.users)
-    FROM (
-        SELECT r.local_authority_code AS code, 1 AS users, a.valid_from, a.valid_to
-        FROM address_relocation AS r
-        JOIN user_address AS a ON a.address_id = r.address_id
-        WHERE r.version_id = :lookup_version
-        UNION ALL
-        SELECT a.local_authority_code, -1, a.valid_from, a.valid_to
-        FROM address_relocation AS r
-        JOIN user_address AS a ON a.address_id = r.address_id
-        WHERE r.version_id = :lookup_version
-    ) AS moved
-    WHERE moved.valid_from <= :as_of
-      AND (moved.valid_to IS NULL OR moved.valid_to > :as_of)
-    GROUP BY moved.code
+    {{ located_counts }}
 )
 SELECT
     la.code AS local_authority_code,

@@ -32,6 +32,36 @@ LEFT JOIN dim_local_authority AS today
 LEFT JOIN address_relocation AS r
   ON r.version_id = :lookup_version AND r.address_id = a.address_id
 
+-- fragment: located_counts
+-- The address periods valid at :as_of counted per authority code (supplied_code, users): each
+-- period once, where lookup version :lookup_version locates it (NULL: where it was recorded).
+-- A user's periods never overlap, so the counts are distinct users. The periods are counted
+-- per recorded code first (a few hundred counts from the covering index), then each
+-- re-located period moves from its recorded code to the lookup's: a few rows read through
+-- address_relocation's key, not a second pass over every period. Use it as a CTE body; a
+-- code may come out more than once, and a code's users add up with SUM(users).
+SELECT a.local_authority_code AS supplied_code, COUNT(*) AS users
+FROM user_address AS a
+WHERE a.valid_from <= :as_of
+  AND (a.valid_to IS NULL OR a.valid_to > :as_of)
+GROUP BY a.local_authority_code
+UNION ALL
+SELECT moved.code, SUM(moved.users)
+FROM (
+    SELECT r.local_authority_code AS code, 1 AS users, a.valid_from, a.valid_to
+    FROM address_relocation AS r
+    JOIN user_address AS a ON a.address_id = r.address_id
+    WHERE r.version_id = :lookup_version
+    UNION ALL
+    SELECT a.local_authority_code, -1, a.valid_from, a.valid_to
+    FROM address_relocation AS r
+    JOIN user_address AS a ON a.address_id = r.address_id
+    WHERE r.version_id = :lookup_version
+) AS moved
+WHERE moved.valid_from <= :as_of
+  AND (moved.valid_to IS NULL OR moved.valid_to > :as_of)
+GROUP BY moved.code
+
 -- fragment: relocatable
 -- The address period user_address AS a can be located again with another lookup: its full
 -- postcode is stored whole ("AB1 2CD", not the sector "AB1 2", the district "AB1" or nothing),

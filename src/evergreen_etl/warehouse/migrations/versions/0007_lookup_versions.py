@@ -129,6 +129,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("version_id", "address_id", name=op.f("pk_address_relocation")),
         comment="Address periods a lookup version locates elsewhere than they were recorded",
+        sqlite_with_rowid=False,
     )
     op.execute(_FIRST_VERSION)
     op.execute(VIEW_ADDRESS_LOCATION)
