@@ -14,6 +14,8 @@ from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.lookup_versions import publication_month, safe_source, successions
 from evergreen_etl.warehouse.migrate import upgrade
+from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
+from evergreen_etl.warehouse.sqlfiles import fragments
 from support.sources import LoadSnapshot, nspl_row, user, write_lookup_zip
 
 
@@ -34,6 +36,11 @@ from support.sources import LoadSnapshot, nspl_row, user, write_lookup_zip
 def test_publication_month_from_names(names: list[str], month: str | None) -> None:
     """The first name that says a month next to a year gives YYYY-MM; others give None."""
     assert publication_month(names) == month
+
+
+def test_location_fragment_names_the_unknown_member() -> None:
+    """The shared location rule puts unlocated postcodes under the schema's UNKNOWN member."""
+    assert f"ELSE '{UNKNOWN_AUTHORITY}'" in fragments()["location_code"]
 
 
 def test_source_keeps_no_credentials() -> None:

@@ -32,43 +32,38 @@ log = logging.getLogger("evergreen_etl.load")
 
 REASONS = ("matched", "moved", "partial", "unmatched")
 
+
+def _fill(fragment: str, column: int) -> str:
+    """A fragment's later lines indented to ``column``, where its first line starts."""
+    return fragment.replace("\n", "\n" + " " * column)
+
+
 # The stored postcode can be located again (the shared fragment 'relocatable').
 RELOCATABLE = fragments()["relocatable"]
 
-# Each relocatable period located with the lookup in dim_postcode (the rules of SPEC §4, as
-# the merge applies them to a snapshot), kept when the place differs from the recorded one.
+# Each relocatable period located with the lookup in dim_postcode (the shared fragments
+# location_code and location_status: the rules of SPEC §4, as the merge applies them to a
+# snapshot), kept when the place differs from the recorded one.
 # The periods are read in postcode order: the lookup was loaded in that order, so each probe
 # lands next to the previous one (at national scale three times faster than in address order).
 _LOCATE = f"""
 INSERT INTO address_relocation (version_id, address_id, local_authority_code, location_status)
 SELECT :version, address_id, code, status
 FROM (
-    SELECT a.address_id, a.local_authority_code AS recorded_code,
-           a.location_status AS recorded_status,
-           CASE
-             WHEN a.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
-               THEN p.local_authority_code
-             WHEN a.postcode_kind = 'partial' AND d.local_authority_code IS NOT NULL
-               THEN d.local_authority_code
-             ELSE '{UNKNOWN_AUTHORITY}'
-           END AS code,
-           CASE
-             WHEN a.postcode_kind = 'full' AND p.postcode IS NULL THEN 'unmatched'
-             WHEN a.postcode_kind = 'full' AND p.local_authority_code IS NULL THEN 'no_authority'
-             WHEN a.postcode_kind = 'full' THEN 'full_matched'
-             WHEN d.local_authority_code IS NOT NULL THEN 'partial_resolved'
-             ELSE 'partial_unresolved'
-           END AS status
+    SELECT s.address_id, s.local_authority_code AS recorded_code,
+           s.location_status AS recorded_status,
+           {_fill(fragments()["location_code"], 11)} AS code,
+           {_fill(fragments()["location_status"], 11)} AS status
     FROM (
         SELECT a.address_id, a.postcode, a.postcode_kind, a.local_authority_code,
                a.location_status
         FROM user_address AS a
-        WHERE {RELOCATABLE}
+        WHERE {_fill(RELOCATABLE, 14)}
         ORDER BY a.postcode
-    ) AS a
-    LEFT JOIN dim_postcode AS p ON a.postcode_kind = 'full' AND p.postcode = a.postcode
+    ) AS s
+    LEFT JOIN dim_postcode AS p ON s.postcode_kind = 'full' AND p.postcode = s.postcode
     LEFT JOIN dim_postcode_district AS d
-      ON a.postcode_kind = 'partial' AND d.outward = a.postcode
+      ON s.postcode_kind = 'partial' AND d.outward = s.postcode
 ) AS located
 WHERE code <> recorded_code OR status <> recorded_status
 """

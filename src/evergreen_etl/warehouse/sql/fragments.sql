@@ -32,6 +32,30 @@ LEFT JOIN dim_local_authority AS today
 LEFT JOIN address_relocation AS r
   ON r.version_id = :lookup_version AND r.address_id = a.address_id
 
+-- fragment: location_code
+-- The authority a postcode locates to (SPEC §4): a full postcode's from the lookup row
+-- dim_postcode AS p, an outward code alone's from dim_postcode_district AS d when all its live
+-- postcodes lie in one authority, else UNKNOWN (schema.UNKNOWN_AUTHORITY). The postcode's kind
+-- is s.postcode_kind. The merge locates a snapshot with it, re-location the stored history.
+CASE
+  WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
+    THEN p.local_authority_code
+  WHEN s.postcode_kind = 'partial' AND d.local_authority_code IS NOT NULL
+    THEN d.local_authority_code
+  ELSE 'UNKNOWN'
+END
+
+-- fragment: location_status
+-- How the postcode of location_code was located (report/catalog.py LOCATION_STATUS).
+CASE
+  WHEN s.postcode_kind = 'full' AND p.postcode IS NULL THEN 'unmatched'
+  WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NULL THEN 'no_authority'
+  WHEN s.postcode_kind = 'full' THEN 'full_matched'
+  WHEN s.postcode_kind = 'partial' AND d.local_authority_code IS NOT NULL THEN 'partial_resolved'
+  WHEN s.postcode_kind = 'partial' THEN 'partial_unresolved'
+  ELSE s.postcode_kind
+END
+
 -- fragment: located_counts
 -- The address periods valid at :as_of counted per authority code (supplied_code, users): each
 -- period once, where lookup version :lookup_version locates it (NULL: where it was recorded).
