@@ -85,13 +85,17 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         pseudonym_key=TEST_KEY,
         max_reject_rate=1.0,
+        # Tiny snapshots close many users on purpose: the volume guard has its own tests.
+        max_left_rate=1.0,
     )
 
 
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Settings:
     """Settings with a fixed key and the default SQLite warehouse under the data dir."""
-    return Settings(data_dir=tmp_path / "data", pseudonym_key=TEST_KEY, max_reject_rate=1.0)
+    return Settings(
+        data_dir=tmp_path / "data", pseudonym_key=TEST_KEY, max_reject_rate=1.0, max_left_rate=1.0
+    )
 
 
 @pytest.fixture

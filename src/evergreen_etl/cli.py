@@ -21,6 +21,7 @@ from evergreen_etl.logs import LogFormat, configure_logging
 from evergreen_etl.models import RunResult
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
+from evergreen_etl.report.load_counts import load_counts
 from evergreen_etl.report.render import ReportFormat, render
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
@@ -121,6 +122,32 @@ Coarsen = Annotated[
         "postcode is rewritten to it first (in the load's transaction).",
     ),
 ]
+MaxLeftRate = Annotated[
+    float | None,
+    typer.Option(
+        "--max-left-rate",
+        envvar="EVERGREEN_MAX_LEFT_RATE",
+        min=0.0,
+        max=1.0,
+        help="Refuse a snapshot that would close the address of a larger share of the current "
+        "users [default: 0.2]; 1 allows any.",
+        show_default=False,
+    ),
+]
+AllowFuture = Annotated[
+    bool,
+    typer.Option(
+        "--allow-future", help="Accept a snapshot time more than a day ahead of this clock."
+    ),
+]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Compute the whole merge, print its counts (--format), then roll back: the "
+        "warehouse is left unchanged.",
+    ),
+]
 AutoUpgrade = Annotated[
     bool, typer.Option("--auto-upgrade", help="Migrate an out-of-date warehouse schema first.")
 ]
@@ -181,7 +208,8 @@ def _as_of(value: str | None) -> datetime | None:
 def _print_summary(result: RunResult) -> None:
     """An end-of-run summary on stderr: counts only, never personal data."""
     loaded, anonymised = result.load, result.anonymise
-    table = Table(title="Run summary", show_header=False, title_justify="left")
+    title = "Run summary (dry run: nothing was changed)" if loaded.dry_run else "Run summary"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
     rows: list[tuple[str, object]] = [
@@ -189,7 +217,10 @@ def _print_summary(result: RunResult) -> None:
         ("rejected (no usable email)", anonymised.rejected),
         ("as of", f"{loaded.as_of:%Y-%m-%d %H:%M:%S} UTC"),
     ]
-    if loaded.skipped:
+    if loaded.skipped and loaded.postcodes_loaded is not None:
+        rows.append(("load", "snapshot already loaded; the changed lookup was loaded"))
+        rows.append(("postcodes loaded", loaded.postcodes_loaded))
+    elif loaded.skipped:
         rows.append(("load", "snapshot already loaded: nothing changed"))
     else:
         rows += [
@@ -275,12 +306,21 @@ def load(
     k_policy: KPolicy = None,
     location_precision: Precision = None,
     coarsen: Coarsen = False,
+    max_left_rate: MaxLeftRate = None,
+    allow_future: AllowFuture = False,
     auto_upgrade: AutoUpgrade = False,
+    dry_run: DryRun = False,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="Output format of --dry-run's counts.")
+    ] = "table",
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2)."""
+    """Merge the staged snapshot and the postcode lookup into the warehouse (SCD type 2).
+
+    Prints the result as JSON; with --dry-run, the counts of the merge it would do.
+    """
     from evergreen_etl.load import load as load_snapshot
 
     with _command(debug, quiet, log_format):
@@ -290,6 +330,7 @@ def load(
             min_k=min_k,
             k_policy=k_policy,
             location_precision=location_precision,
+            max_left_rate=max_left_rate,
         )
         result = load_snapshot(
             settings,
@@ -298,8 +339,13 @@ def load(
             auto_upgrade=auto_upgrade,
             coarsen=coarsen,
             progress=not quiet,
+            dry_run=dry_run,
+            allow_future=allow_future,
         )
-        typer.echo(result.model_dump_json(indent=2))
+        if dry_run:
+            sys.stdout.write(render(load_counts(result), fmt))
+        else:
+            typer.echo(result.model_dump_json(indent=2))
 
 
 ReportName = Annotated[
@@ -421,11 +467,17 @@ def run(
     min_count: MinCount = None,
     disclosure: Disclosure = None,
     max_reject_rate: MaxRejectRate = None,
+    max_left_rate: MaxLeftRate = None,
+    allow_future: AllowFuture = False,
+    dry_run: DryRun = False,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Extract, anonymise, load and report, in order; the report goes to stdout."""
+    """Extract, anonymise, load and report, in order; the report goes to stdout.
+
+    With --dry-run the load is rolled back and its counts go to stdout instead.
+    """
     from evergreen_etl.pipeline import run as run_pipeline
 
     with _command(debug, quiet, log_format):
@@ -437,6 +489,7 @@ def run(
             min_k=min_k,
             k_policy=k_policy,
             location_precision=location_precision,
+            max_left_rate=max_left_rate,
         )
         result = run_pipeline(
             settings,
@@ -446,10 +499,15 @@ def run(
             max_reject_rate=max_reject_rate,
             coarsen=coarsen,
             progress=not quiet,
+            dry_run=dry_run,
+            allow_future=allow_future,
         )
         if not quiet and log_format == "text":  # JSON logs carry the same counts per stage
             _print_summary(result)
-        sys.stdout.write(render(result.report, fmt))
+        if result.report is None:
+            sys.stdout.write(render(load_counts(result.load), fmt))
+        else:
+            sys.stdout.write(render(result.report, fmt))
 
 
 @app.command()
@@ -483,7 +541,9 @@ def demo(
         )
         if not quiet and log_format == "text":
             _print_summary(results[-1])
-        sys.stdout.write(render(results[-1].report, fmt))
+        last = results[-1].report
+        if last is not None:  # demo runs are never dry runs
+            sys.stdout.write(render(last, fmt))
 
 
 def _db_command(action: Callable[[Settings], str | None]) -> Callable[..., None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.db_errors import translate_database_error
-from evergreen_etl.warehouse.engine import open_warehouse, write_transaction
+from evergreen_etl.warehouse.dry_run import (
+    leave_no_new_file,
+    migrate_in_transaction,
+    needs_schema,
+)
+from evergreen_etl.warehouse.engine import SchemaPolicy, open_warehouse, write_transaction
+from evergreen_etl.warehouse.guards import check_left_rate, check_not_future
 from evergreen_etl.warehouse.lookup import load_postcodes
 from evergreen_etl.warehouse.lookup_versions import LookupVersion
 from evergreen_etl.warehouse.precision import Tokeniser, check_precision
@@ -53,6 +60,9 @@ def load(
     precision: LocationPrecision | None = None,
     coarsen: bool = False,
     progress: bool = True,
+    dry_run: bool = False,
+    max_left_rate: float | None = None,
+    allow_future: bool = False,
 ) -> LoadResult:
     """Merge the staged snapshot (and the lookup, when it changed) into the warehouse.
 
@@ -65,6 +75,11 @@ def load(
     other than the warehouse's is refused, unless ``coarsen`` and coarser (every stored
     postcode is then rewritten). A new lookup is recorded as a version and re-locates the
     whole history (``relocated``).
+
+    A snapshot time more than a day ahead is refused unless ``allow_future``; a snapshot that
+    would close the address of more than ``max_left_rate`` (default: the settings') of the
+    current users is refused. With ``dry_run`` the whole load is computed and rolled back:
+    the result (``dry_run`` set, no ``run_id``) says what it would do; nothing changes.
     """
     data = settings.data
     summary = read_staged_summary(data.staged)
@@ -82,18 +97,26 @@ def load(
     lookup = PostcodeLookupReader(lookup_path, label=source_label(entry, lookup_path))
     moment = as_of or _parse_time(summary.get("source_last_modified")) or datetime.now(UTC)
     moment = to_utc_naive(moment)
+    what = "--as-of" if as_of is not None else "the users source's Last-Modified"
+    check_not_future(moment, what=what, allow_future=allow_future)
+    left_rate = settings.max_left_rate if max_left_rate is None else max_left_rate
 
     if k_guard is None and settings.min_k is not None:
         k_guard = KAnonymityGuard(settings.min_k, settings.k_policy)
     try:
-        # An empty database is created as part of the first load; an old schema is not
-        # migrated unless asked.
-        with open_warehouse(
-            settings, engine, schema="upgrade" if auto_upgrade else "create"
-        ) as warehouse:
+        # An empty database is created as part of the first load (for a dry run, inside its
+        # transaction, which takes it away again); an old schema is not migrated unless asked.
+        schema: SchemaPolicy = "any" if dry_run else "upgrade" if auto_upgrade else "create"
+        with (
+            open_warehouse(settings, engine, schema=schema) as warehouse,
+            leave_no_new_file(warehouse) if dry_run and engine is None else nullcontext(),
+        ):
+            migrate = dry_run and needs_schema(warehouse)
             try:
                 with write_transaction(warehouse) as conn:
-                    return _load_in_transaction(
+                    if migrate:
+                        migrate_in_transaction(conn)
+                    result = _load_in_transaction(
                         conn,
                         summary=summary,
                         staged_users=staged_users,
@@ -106,7 +129,14 @@ def load(
                         coarsen=coarsen,
                         tokeniser=lambda: load_key(settings).postcode_tokeniser(),
                         progress=progress,
+                        max_left_rate=left_rate,
+                        dry_run=dry_run,
                     )
+                    if dry_run:
+                        conn.rollback()
+                        log.info("dry run: the load was rolled back, nothing changed")
+                        return result.model_copy(update={"dry_run": True, "run_id": None})
+                    return result
             except IntegrityError as exc:
                 raise WarehouseError(
                     f"the merge broke a warehouse rule and was rolled back: {exc.orig}"
@@ -138,6 +168,8 @@ def _load_in_transaction(
     coarsen: bool,
     tokeniser: Callable[[], Tokeniser],
     progress: bool,
+    max_left_rate: float,
+    dry_run: bool,
 ) -> LoadResult:
     key_id = str(summary["key_id"])
     users_sha = summary.get("source_sha256")
@@ -157,8 +189,23 @@ def _load_in_transaction(
                 f"refusing a snapshot as of {as_of:%Y-%m-%d %H:%M:%S} (history only moves forward)"
             )
         if as_of == latest_as_of:
-            log.info("this snapshot is already loaded: nothing to do")
-            return _skipped(as_of, int(summary.get("rejected", 0)))
+            # Already loaded; but a changed lookup is still loaded.
+            skipped = _skipped(as_of, int(summary.get("rejected", 0)))
+            reloaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
+            if reloaded is None:
+                log.info("this snapshot is already loaded: nothing to do")
+                return skipped
+            run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded)
+            version, relocation = _new_version(conn, lookup, postcodes_sha, reloaded, run_id)
+            return skipped.model_copy(
+                update={
+                    "run_id": run_id,
+                    "postcodes_loaded": reloaded,
+                    "lookup_version": version.version_id if version is not None else None,
+                    "relocated": relocation.users,
+                    "relocated_by_reason": relocation.by_reason,
+                }
+            )
 
     coarsened = check_precision(conn, precision, coarsen=coarsen, tokeniser=tokeniser)
     started = utc_now()
@@ -178,29 +225,21 @@ def _load_in_transaction(
         },
     ).scalar_one()
 
-    last_lookup = conn.execute(
-        text(
-            "SELECT postcodes_sha256 FROM etl_run WHERE status = 'succeeded' "
-            "AND postcodes_loaded IS NOT NULL ORDER BY run_id DESC LIMIT 1"
-        )
-    ).scalar()
-    postcodes_loaded: int | None = None
-    version: LookupVersion | None = None
-    relocation = Relocation()
-    if last_lookup != postcodes_sha:
-        postcodes_loaded = load_postcodes(conn, lookup, progress=progress)
-        failpoint("load.postcodes_loaded")
-        version, relocation = add_lookup_version(
-            conn, lookup, sha256=postcodes_sha, postcodes=postcodes_loaded, run_id=run_id
-        )
-    else:
-        log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
+    postcodes_loaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
+    version, relocation = _new_version(conn, lookup, postcodes_sha, postcodes_loaded, run_id)
 
     staged = stage_snapshot(conn, staged_users)
     merged = merge_snapshot(
         conn, staged=staged, as_of=as_of, run_id=run_id, absent=absent, precision=precision
     )
     failpoint("load.merged")
+    check_left_rate(
+        left=merged.left,
+        moved=merged.moved,
+        unchanged=merged.unchanged,
+        max_left_rate=max_left_rate,
+        warn_only=dry_run,
+    )
     risk = k_guard.check(conn, as_of) if k_guard is not None else None
     rejected = int(summary.get("rejected", 0))
     details: dict[str, Any] = {
@@ -274,6 +313,69 @@ def _load_in_transaction(
         relocated_by_reason=relocation.by_reason,
         coarsened=coarsened,
     )
+
+
+def _load_lookup_if_changed(
+    conn: Connection, lookup: PostcodeLookupReader, postcodes_sha: str, *, progress: bool
+) -> int | None:
+    """Load the lookup unless the last one loaded has the same checksum; the rows loaded."""
+    last_lookup = conn.execute(
+        text(
+            "SELECT postcodes_sha256 FROM etl_run WHERE status IN ('succeeded', 'lookup') "
+            "AND postcodes_loaded IS NOT NULL ORDER BY run_id DESC LIMIT 1"
+        )
+    ).scalar()
+    if last_lookup == postcodes_sha:
+        log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
+        return None
+    loaded = load_postcodes(conn, lookup, progress=progress)
+    failpoint("load.postcodes_loaded")
+    return loaded
+
+
+def _new_version(
+    conn: Connection,
+    lookup: PostcodeLookupReader,
+    postcodes_sha: str,
+    postcodes_loaded: int | None,
+    run_id: int,
+) -> tuple[LookupVersion | None, Relocation]:
+    """A lookup just loaded becomes the newest version and re-locates the history."""
+    if postcodes_loaded is None:
+        return None, Relocation()
+    return add_lookup_version(
+        conn, lookup, sha256=postcodes_sha, postcodes=postcodes_loaded, run_id=run_id
+    )
+
+
+def _record_lookup_run(
+    conn: Connection,
+    as_of: datetime,
+    key_id: str,
+    users_sha: str | None,
+    postcodes_sha: str,
+    postcodes_loaded: int,
+) -> int:
+    """The audit row of a load that found its snapshot loaded already but a new lookup."""
+    now = utc_now()
+    run_id: int = conn.execute(
+        text(
+            "INSERT INTO etl_run (started_at, finished_at, as_of, status, key_id, users_sha256,"
+            " postcodes_sha256, postcodes_loaded)"
+            " VALUES (:now, :now, :t, 'lookup', :key_id, :users_sha, :postcodes_sha, :loaded)"
+            " RETURNING run_id"
+        ).bindparams(_TIME, bindparam("now", type_=DateTime())),
+        {
+            "now": now,
+            "t": as_of,
+            "key_id": key_id,
+            "users_sha": users_sha,
+            "postcodes_sha": postcodes_sha,
+            "loaded": postcodes_loaded,
+        },
+    ).scalar_one()
+    log.info("this snapshot is already loaded; the changed postcode lookup was loaded")
+    return run_id
 
 
 def _check_key(conn: Connection, key_id: str) -> None:

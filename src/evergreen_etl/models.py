@@ -115,6 +115,7 @@ class LoadResult(_Frozen):
         description="relocated per reason: matched, moved, partial, unmatched",
     )
     coarsened: bool = Field(False, description="Every stored postcode was coarsened first")
+    dry_run: bool = Field(False, description="True when the merge was computed and rolled back")
 
 
 Boundaries = Literal["lookup", "recorded", "current", "supplied"]
@@ -203,4 +204,4 @@ class RunResult(_Frozen):
     extract: ExtractResult
     anonymise: AnonymiseResult
     load: LoadResult
-    report: Report
+    report: Report | None = Field(description="None after a dry run (nothing was loaded)")

@@ -13,6 +13,8 @@ from evergreen_etl.models import RunResult
 from evergreen_etl.privacy.disclosure import NO_DISCLOSURE_CONTROL, DisclosureRule
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
+from evergreen_etl.times import to_utc_naive
+from evergreen_etl.warehouse.guards import check_not_future
 from evergreen_etl.warehouse.scd2 import AbsentPolicy
 
 log = logging.getLogger("evergreen_etl.pipeline")
@@ -31,8 +33,16 @@ def run(
     auto_upgrade: bool = True,
     coarsen: bool = False,
     progress: bool = True,
+    dry_run: bool = False,
+    max_left_rate: float | None = None,
+    allow_future: bool = False,
 ) -> RunResult:
-    """Run every stage in order on the configured sources; return each stage's result."""
+    """Run every stage in order on the configured sources; return each stage's result.
+
+    With ``dry_run`` the load is computed and rolled back, and there is no report.
+    """
+    if as_of is not None:  # before anything is fetched
+        check_not_future(to_utc_naive(as_of), what="--as-of", allow_future=allow_future)
     run_id = new_run_id()
     with timed_stage("extract", run_id) as out:
         extracted = extract(settings, progress=progress)
@@ -48,8 +58,13 @@ def run(
             auto_upgrade=auto_upgrade,
             coarsen=coarsen,
             progress=progress,
+            dry_run=dry_run,
+            max_left_rate=max_left_rate,
+            allow_future=allow_future,
         )
         out.append(loaded)
+    if dry_run:
+        return RunResult(extract=extracted, anonymise=anonymised, load=loaded, report=None)
     with timed_stage("report", run_id) as out:
         reported = report(settings, disclosure=disclosure)
         out.append(reported)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     pseudonym_key_file: Path | None = None
     max_reject_rate: float = Field(0.25, ge=0.0, le=1.0)
+    max_left_rate: float = Field(
+        0.2, ge=0.0, le=1.0, description="Largest share of current users one snapshot may close"
+    )
     location_precision: LocationPrecision = Field(
         LocationPrecision.POSTCODE, description="What the warehouse keeps of a postcode"
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
@@ -154,3 +155,42 @@ def test_cli_rotation_replaces_the_key_file(tmp_path: Path) -> None:
     assert configured == warehouse
     assert after != before
     assert old.decode().strip() not in rotated.stdout + rotated.stderr
+
+
+def test_load_after_rotation_sees_no_moves(
+    two_snapshots: list[Path], engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """Rotation re-keys the postcode tokens too: an unchanged snapshot then moves no one."""
+    result = rotate_key(
+        engine,
+        old_key=PseudonymKey.from_text(TEST_KEY),
+        new_key=PseudonymKey.from_text(NEW_KEY),
+        users_paths=two_snapshots,
+    )
+    assert result.postcode_tokens_rekeyed == 4
+    rotated = settings.model_copy(update={"pseudonym_key": SecretStr(NEW_KEY)})
+    anonymise(rotated, users_path=write_users(tmp_path / "r3.json", S2), progress=False)
+    loaded = load(
+        rotated,
+        as_of=datetime(2024, 3, 1),
+        engine=engine,
+        progress=False,
+        postcodes_path=tmp_path / "postcodes.zip",
+    )
+    assert (loaded.moved, loaded.unchanged, loaded.new, loaded.left) == (0, 2, 0, 0)
+
+
+def test_rotation_refused_when_a_postcode_is_missing(
+    two_snapshots: list[Path], engine: Engine, tmp_path: Path
+) -> None:
+    """A token of a postcode in no source given cannot be re-keyed: nothing changes."""
+    pseudonyms = _pseudonyms(engine)
+    ben_elsewhere = write_users(tmp_path / "ben.json", [user("ben@example.com", "AB3 1AB")])
+    with pytest.raises(WarehouseError, match="2 postcodes in the warehouse's address history"):
+        rotate_key(
+            engine,
+            old_key=PseudonymKey.from_text(TEST_KEY),
+            new_key=PseudonymKey.from_text(NEW_KEY),
+            users_paths=[two_snapshots[1], ben_elsewhere],
+        )
+    assert _pseudonyms(engine) == pseudonyms

@@ -88,6 +88,8 @@ def start_load(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Loa
             settings.effective_database_url,
             "--as-of",
             as_of,
+            "--max-left-rate",  # the scenarios' small snapshots close many users
+            "1",
             "--quiet",
         ]
         stdout, stderr = tmp_path / f"load-{n}.out", tmp_path / f"load-{n}.err"

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
+from typer.testing import CliRunner, Result
 
+from evergreen_etl.cli import app
+from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.schema import metadata
 from support.sources import SCENARIO_POSTCODES, nspl_row, user
 
@@ -63,6 +66,22 @@ def warehouse_rows(engine: Engine) -> WarehouseRows:
             tuple(row) for row in conn.execute(text("SELECT version_num FROM alembic_version"))
         ]
     return rows
+
+
+def invoke_load(settings: Settings, *options: str, database_url: str | None = None) -> Result:
+    """`evergreen-etl load --quiet` of the snapshot staged under ``settings``, in-process."""
+    return CliRunner().invoke(
+        app,
+        [
+            "load",
+            "--data-dir",
+            str(settings.data_dir),
+            "--database-url",
+            database_url or settings.effective_database_url,
+            "--quiet",
+            *options,
+        ],
+    )
 
 
 def history_problems(engine: Engine) -> list[str]:

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
-from typer.testing import CliRunner
 
-from evergreen_etl.cli import app
 from evergreen_etl.load import load
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
@@ -22,6 +20,7 @@ from warehouse.faults import (
     SNAPSHOTS,
     LoadProcess,
     history_problems,
+    invoke_load,
     run_problems,
     wait_until_waiting_for_lock,
     warehouse_rows,
@@ -123,19 +122,7 @@ def test_load_that_cannot_get_the_lock_fails_clearly(
     holder = start_load(DATES[1], failpoint="load.merged")
     holder.wait_until_held()
     before = warehouse_rows(engine)
-    result = CliRunner().invoke(
-        app,
-        [
-            "load",
-            "--data-dir",
-            str(settings.data_dir),
-            "--database-url",
-            settings.effective_database_url,
-            "--as-of",
-            DATES[1],
-            "--quiet",
-        ],
-    )
+    result = invoke_load(settings, "--as-of", DATES[1])
     assert result.exit_code == 5, result.stderr
     assert result.stderr.startswith("error: another load is")
     holder.kill()

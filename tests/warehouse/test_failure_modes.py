@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from evergreen_etl.cli import app
 from evergreen_etl.load import load
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.migrate import current_revision, downgrade, head_revision
-from warehouse.faults import DATES, SNAPSHOTS, WarehouseRows, warehouse_rows
+from warehouse.faults import DATES, SNAPSHOTS, WarehouseRows, invoke_load, warehouse_rows
 
 OTHER_KEY = "9d1e7c3b5a0f2e4d6c8b0a1f3e5d7c9b2a4f6e8d0c1b3a5f7e9d2c4b6a8f0e1d"
 UNKNOWN_REVISION = "ffffffffffff"
@@ -34,20 +33,7 @@ def loaded(
 
 def _load(settings: Settings, *options: str, database_url: str | None = None) -> Result:
     """`evergreen-etl load` for the staged snapshot 2, in-process."""
-    return CliRunner().invoke(
-        app,
-        [
-            "load",
-            "--data-dir",
-            str(settings.data_dir),
-            "--database-url",
-            database_url or settings.effective_database_url,
-            "--as-of",
-            DATES[1],
-            "--quiet",
-            *options,
-        ],
-    )
+    return invoke_load(settings, "--as-of", DATES[1], *options, database_url=database_url)
 
 
 def _one_line_error(result: Result) -> str:

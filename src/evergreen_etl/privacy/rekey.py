@@ -1,21 +1,25 @@
-"""Key rotation: re-key every pseudonym in the warehouse, in one transaction, keeping history.
+"""Key rotation: re-key every keyed value in the warehouse, in one transaction, keeping history.
 
-A pseudonym cannot be converted from one key to the other (that is the point of a keyed
-hash), so rotation needs the raw sources: each email is pseudonymised under both keys and the
-warehouse's pseudonyms are replaced through that mapping. Every user in the warehouse must be
-found in the sources given, or nothing changes.
+The key makes two kinds of value: the users' pseudonyms and the postcode tokens that detect a
+move whatever precision the postcode is kept at. Neither can be converted from one key to
+the other (that is the point of a keyed hash), so rotation needs the raw sources: each email
+and each postcode is keyed under both keys and the warehouse's values are replaced through
+that mapping. Every user and every token in the warehouse must be found in the sources
+given, or nothing changes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 
 from evergreen_etl.errors import WarehouseError
+from evergreen_etl.postcodes import normalise_postcode
 from evergreen_etl.privacy.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.sources.users import UsersReader
 from evergreen_etl.times import utc_now
@@ -34,19 +38,43 @@ class RotationResult(BaseModel):
     new_key_id: str
     users_rekeyed: int
     emails_read: int
+    postcode_tokens_rekeyed: int = 0
+
+
+_NO_TOKENS = (None, None)
 
 
 def _pairs(
     paths: Sequence[Path], old: PseudonymKey, new: PseudonymKey
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[str, str, str | None, str | None]]:
+    """Per record with an email: its pseudonym and its postcode's token, old and new."""
     to_old, to_new = old.pseudonymiser(), new.pseudonymiser()
+    tokens = _token_pair(old.postcode_tokeniser(), new.postcode_tokeniser())
     for path in paths:
         for record in UsersReader(path):
             value = record.value
             email_value = value.get("email") if isinstance(value, dict) else None
             email = normalise_email(email_value) if isinstance(email_value, str) else None
-            if email is not None:
-                yield to_old(email), to_new(email)
+            if email is None:
+                continue
+            address = value.get("address") if isinstance(value, dict) else None
+            # The postcode as the anonymise stage normalises it before keying it.
+            postcode, _ = normalise_postcode(
+                address.get("postcode") if isinstance(address, dict) else None
+            )
+            yield to_old(email), to_new(email), *(tokens(postcode) if postcode else _NO_TOKENS)
+
+
+def _token_pair(
+    old: Callable[[str], str], new: Callable[[str], str]
+) -> Callable[[str], tuple[str, str]]:
+    """A postcode's token under both keys; a bounded cache, as postcodes repeat."""
+
+    @lru_cache(maxsize=1 << 16)
+    def pair(postcode: str) -> tuple[str, str]:
+        return old(postcode), new(postcode)
+
+    return pair
 
 
 def rotate_key(
@@ -60,15 +88,17 @@ def rotate_key(
         create_temp_table(
             conn,
             "stg_rekey",
-            "old_pseudonym VARCHAR(64) NOT NULL, new_pseudonym VARCHAR(64) NOT NULL",
+            "old_pseudonym VARCHAR(64) NOT NULL, new_pseudonym VARCHAR(64) NOT NULL, "
+            "old_token VARCHAR(32), new_token VARCHAR(32)",
         )
         read = bulk_insert(
             conn,
             "stg_rekey",
-            ("old_pseudonym", "new_pseudonym"),
+            ("old_pseudonym", "new_pseudonym", "old_token", "new_token"),
             _pairs(users_paths, old_key, new_key),
         )
         conn.execute(text("CREATE INDEX ix_stg_rekey_old ON stg_rekey (old_pseudonym)"))
+        conn.execute(text("CREATE INDEX ix_stg_rekey_token ON stg_rekey (old_token)"))
         unmapped = conn.execute(
             text(
                 "SELECT COUNT(*) FROM dim_user u WHERE NOT EXISTS "
@@ -80,6 +110,7 @@ def rotate_key(
                 f"{unmapped} users in the warehouse are not in the sources given; pass the raw "
                 "users file of every snapshot loaded (nothing was changed)"
             )
+        tokens = _rekey_postcode_tokens(conn)
         rekeyed = conn.execute(
             text(
                 """
@@ -94,13 +125,50 @@ def rotate_key(
             {"new": new_key.key_id, "old": old_key.key_id},
         )
         _record_rotation(conn, old_key.key_id, new_key.key_id, rekeyed)
-    log.info("re-keyed %d users from key %s to key %s", rekeyed, old_key.key_id, new_key.key_id)
+    log.info(
+        "re-keyed %d users and %d postcode tokens from key %s to key %s",
+        rekeyed,
+        tokens,
+        old_key.key_id,
+        new_key.key_id,
+    )
     return RotationResult(
         old_key_id=old_key.key_id,
         new_key_id=new_key.key_id,
         users_rekeyed=rekeyed,
         emails_read=read,
+        postcode_tokens_rekeyed=tokens,
     )
+
+
+def _rekey_postcode_tokens(conn: Connection) -> int:
+    """Replace every postcode token in the address history; the rows changed.
+
+    Refused when a token is not the token of a postcode in the sources given: left under
+    the old key, it would read as a move at the next load (and stay open to the old key).
+    """
+    unmapped = conn.execute(
+        text(
+            "SELECT COUNT(DISTINCT a.postcode_token) FROM user_address a "
+            "WHERE a.postcode_token IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM stg_rekey m WHERE m.old_token = a.postcode_token)"
+        )
+    ).scalar_one()
+    if unmapped:
+        raise WarehouseError(
+            f"{unmapped} postcodes in the warehouse's address history are not in the sources "
+            "given; pass the raw users file of every snapshot loaded (nothing was changed)"
+        )
+    return conn.execute(
+        text(
+            """
+            UPDATE user_address SET postcode_token = m.new_token
+            FROM (SELECT DISTINCT old_token, new_token FROM stg_rekey
+                  WHERE old_token IS NOT NULL) AS m
+            WHERE user_address.postcode_token = m.old_token
+            """
+        )
+    ).rowcount
 
 
 def warehouse_key_id(conn: Connection) -> str | None:

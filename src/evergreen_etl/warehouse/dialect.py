@@ -120,6 +120,10 @@ class Backend(Protocol):
         """The SQL expression of the next new ``table.column`` (with ``numbered_key``)."""
         ...
 
+    def database_files(self, engine: Engine) -> tuple[Path, ...]:
+        """The local files that hold the database (the main one first); none for a server."""
+        ...
+
 
 def backend_for(bind: Connection | Engine) -> Backend:
     """The backend of ``bind``'s database."""
@@ -146,6 +150,13 @@ class SQLiteBackend:
 
     def acquire_load_lock(self, conn: Connection) -> None:
         """Nothing to take: the transaction was begun with BEGIN IMMEDIATE (write_options)."""
+
+    def database_files(self, engine: Engine) -> tuple[Path, ...]:
+        """The database file with its write-ahead log and shared-memory index."""
+        database, uri = engine.url.database, engine.url.query.get("uri")
+        if not database or database == ":memory:" or str(uri).lower() == "true":
+            return ()
+        return tuple(Path(f"{database}{suffix}") for suffix in ("", "-wal", "-shm"))
 
     @contextmanager
     def bulk_work(self, conn: Connection) -> Iterator[None]:
@@ -248,6 +259,10 @@ class PostgresBackend:
     batch_migrations = False
     id_type = "BIGINT"
     numbered_key = "BIGINT PRIMARY KEY"
+
+    def database_files(self, engine: Engine) -> tuple[Path, ...]:
+        """None: the database lives on the server."""
+        return ()
 
     def acquire_load_lock(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock, waited for up to LOCK_WAIT_SECONDS."""
