@@ -76,6 +76,32 @@ def relocated(
     return january, february, march
 
 
+def test_dry_run_counts_relocation_and_keeps_nothing(
+    load_snapshot: LoadSnapshot, lookup_zip: Path, settings: Settings, engine: Engine
+) -> None:
+    """A dry run with a new lookup says whom it would re-locate; no version is recorded."""
+    write_version(lookup_zip, VERSION_1)
+    load_snapshot(snapshot(), JAN)
+    write_version(lookup_zip, VERSION_2)
+    dry = load_snapshot(snapshot(), FEB, dry_run=True)
+    assert dry.dry_run
+    assert dry.relocated == 3
+    assert [v.version_id for v in lookup_versions(settings, engine=engine)] == [1]
+
+
+def test_new_lookup_for_a_loaded_snapshot_is_a_version(
+    load_snapshot: LoadSnapshot, lookup_zip: Path, settings: Settings, engine: Engine
+) -> None:
+    """The same snapshot again with a new lookup: the lookup becomes version 2 and re-locates."""
+    write_version(lookup_zip, VERSION_1)
+    load_snapshot(snapshot(), JAN)
+    write_version(lookup_zip, VERSION_2)
+    again = load_snapshot(snapshot(), JAN)
+    assert again.skipped
+    assert (again.lookup_version, again.relocated) == (2, 3)
+    assert by_authority(settings, engine, IN_JAN) == LOOKUP_JAN
+
+
 RECORDED_JAN = {"UNKNOWN": 2, "E06000001": 1, "E06000002": 1, "E07000190": 1, "E08000016": 1}
 LOOKUP_JAN = {"E06000002": 3, "E06000003": 1, "E07000190": 1, "E08000016": 1}
 
