@@ -9,7 +9,7 @@ DATA_DIR ?= data/demo
 DATABASE_URL ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format typecheck check wheel wheel-smoke bench \
+.PHONY: help install demo test test-fast test-lowest lint format typecheck check wheel wheel-smoke bench \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
@@ -31,6 +31,9 @@ test: $(STAMP) ## Run the test suite (PostgreSQL tests start their own server wh
 
 test-fast: $(STAMP) ## Run the tests without PostgreSQL and without the slow packaging tests
 	$(BIN)/pytest -m "not postgres and not slow"
+
+test-lowest: ## The fast tests on the lowest dependency versions pyproject.toml allows (own venv)
+	scripts/lowest-deps.sh
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .

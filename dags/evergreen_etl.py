@@ -21,6 +21,10 @@ as a mounted file named by ``EVERGREEN_PSEUDONYM_KEY_FILE``. It never belongs in
 in a plain Variable. Likewise, keep database passwords out of ``evergreen_database_url`` unless
 Variables come from a secrets backend (or use ``PGPASSWORD`` / ``.pgpass``).
 
+The load task declares the warehouse tables it writes as Airflow Assets (outlets) and the
+report task the tables it reads (inlets), so Airflow's asset and lineage views show the
+warehouse, and other DAGs can be scheduled on ``evergreen_etl.warehouse.user_address``.
+
 Needs Airflow 3 (Airflow 2 pins SQLAlchemy below 2.0, which evergreen-etl cannot use) and
 evergreen-etl installed in the workers' environment.
 """
@@ -32,7 +36,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Variable, dag, get_current_context, task
+from airflow.sdk import Asset, Variable, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 if TYPE_CHECKING:
@@ -47,6 +51,20 @@ SETTING_VARIABLES = {
     "pseudonym_key_file": "evergreen_pseudonym_key_file",
 }
 MIN_COUNT_VARIABLE = "evergreen_min_count"
+
+
+def warehouse_asset(table: str) -> Asset:
+    """The Asset for one warehouse table (a logical URI: the database is set when a task runs)."""
+    return Asset(
+        name=f"evergreen_etl.warehouse.{table}",
+        uri=f"evergreen-etl://warehouse/{table}",
+        group="evergreen_etl",
+    )
+
+
+# The tables the load writes and the headline report reads (as evergreen_etl.lineage names them).
+LOADED_TABLES = ("dim_postcode", "dim_user", "user_address", "etl_run")
+REPORTED_TABLES = ("user_address", "dim_user", "dim_local_authority")
 
 
 def stage_settings() -> Settings:
@@ -131,7 +149,7 @@ def evergreen_etl() -> None:
         with fail_without_retry_on_permanent_errors():
             return anonymise_users(stage_settings(), progress=False).model_dump(mode="json")
 
-    @task
+    @task(outlets=[warehouse_asset(table) for table in LOADED_TABLES])
     def load() -> dict[str, Any]:
         """Merge the staged snapshot into the warehouse as of the end of the data interval."""
         from evergreen_etl import load as load_snapshot
@@ -140,7 +158,7 @@ def evergreen_etl() -> None:
             result = load_snapshot(stage_settings(), as_of=snapshot_time(), progress=False)
             return result.model_dump(mode="json")
 
-    @task
+    @task(inlets=[warehouse_asset(table) for table in REPORTED_TABLES])
     def report() -> dict[str, Any]:
         """Distinct users by local authority at the end of the data interval."""
         from evergreen_etl import report as build_report

@@ -34,17 +34,23 @@ sys.exit(version("apache-airflow") != sys.argv[1])
 EOF
 }
 
+# The runtime part of constraints.txt only: the dev group's pins (test tools, the extras and
+# what they pull in) are not the project's to impose on Airflow.
+runtime_constraints="$(mktemp)"
+trap 'rm -f "$runtime_constraints"' EXIT
+sed '/^# The dev group/,$d' "$repo/constraints.txt" > "$runtime_constraints"
+
 started=$SECONDS
 if has_airflow; then
   echo "airflow-venv: reusing $venv (apache-airflow $AIRFLOW_VERSION)" >&2
-  "$venv/bin/python" -m pip install --quiet --constraint "$repo/constraints.txt" \
+  "$venv/bin/python" -m pip install --quiet --constraint "$runtime_constraints" \
     --editable "$repo" >&2
 else
   echo "airflow-venv: creating $venv with apache-airflow $AIRFLOW_VERSION" >&2
   rm -rf "$venv"
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet --constraint "$repo/constraints.txt" \
+  "$venv/bin/python" -m pip install --quiet --constraint "$runtime_constraints" \
     "apache-airflow==$AIRFLOW_VERSION" --editable "$repo" >&2
 fi
 "$venv/bin/python" -c 'import airflow, evergreen_etl' >&2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,15 +29,24 @@ from support.sources import LoadSnapshot, write_lookup_zip, write_users
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No EVERGREEN_* variable from the developer's shell leaks into a test; no cached settings."""
+    """No EVERGREEN_* or OPENLINEAGE_* variable leaks into a test; no cached settings."""
     import os
 
     for name in list(os.environ):
         if name.startswith("EVERGREEN_") and name != "EVERGREEN_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
+        if name.startswith("OPENLINEAGE_"):  # lineage only where a test asks for it
+            monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    # A command configures the package's logger (its own handler, no propagation); undo that,
+    # so that a later test's caplog sees the package's records however the tests are ordered.
+    package_logger = logging.getLogger("evergreen_etl")
+    for handler in list(package_logger.handlers):
+        package_logger.removeHandler(handler)
+    package_logger.propagate = True
+    package_logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +78,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects (pytest 8 would run it after)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tag the tests that need PostgreSQL, so `-m "not postgres"` deselects them."""
     for item in items:
         callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
         uses_pg = {"pg_url", "pg_server"} & set(getattr(item, "fixturenames", ()))
-        if uses_pg and (callspec is None or callspec.params.get("database_url") != "sqlite"):
+        # The database_url fixture asks for pg_url at run time, so its postgres case is
+        # known by its parameter, not by the fixture names.
+        if backend == "postgres" or (uses_pg and backend != "sqlite"):
             item.add_marker(pytest.mark.postgres)
 
 

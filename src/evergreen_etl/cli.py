@@ -14,15 +14,17 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from evergreen_etl.config import set_config_file
 from evergreen_etl.errors import ConfigurationError, EvergreenError
-from evergreen_etl.logs import LogFormat, configure_logging
+from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging, new_run_id
 from evergreen_etl.models import RunResult
+from evergreen_etl.observe import observing
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName, disclosure_rule
-from evergreen_etl.report.load_counts import load_counts
-from evergreen_etl.report.render import ReportFormat, render
+from evergreen_etl.run_record import RecordOutput, RunRecorder
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
 
@@ -30,7 +32,6 @@ app = typer.Typer(
     help="Pseudonymise Evergreen's customers, keep their address history and count users "
     "by local authority.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Create or migrate the warehouse schema (Alembic).", no_args_is_help=True)
@@ -81,6 +82,9 @@ Disclosure = Annotated[
         "other counts to 5 (NHS England's rule); 'min-count' needs --min-count.",
     ),
 ]
+# The report formats (report.render.ReportFormat), named here so that `--help` does not import
+# the report package and SQLAlchemy with it.
+ReportFormat = Literal["table", "csv", "json"]
 Format = Annotated[ReportFormat, typer.Option("--format", help="Output format.")]
 MaxRejectRate = Annotated[
     float | None,
@@ -151,6 +155,42 @@ DryRun = Annotated[
 AutoUpgrade = Annotated[
     bool, typer.Option("--auto-upgrade", help="Migrate an out-of-date warehouse schema first.")
 ]
+SummaryJson = Annotated[
+    Path | None,
+    typer.Option(
+        "--summary-json",
+        dir_okay=False,
+        help="Write the run record (run id, stage timings, counts, checksums, as-of, "
+        "changed, exit status) to this JSON file, however the command ends.",
+    ),
+]
+MetricsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        dir_okay=False,
+        help="Write the run's metrics in Prometheus text format (node_exporter textfile "
+        "collector); needs evergreen-etl[metrics].",
+    ),
+]
+LineageUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--lineage-url",
+        help="Send OpenLineage events to this receiver (e.g. Marquez) [default: "
+        "$OPENLINEAGE_URL]; needs evergreen-etl[lineage].",
+        show_default=False,
+    ),
+]
+LineageFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--lineage-file",
+        dir_okay=False,
+        help="Append OpenLineage events to this file, one JSON per line; needs "
+        "evergreen-etl[lineage].",
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 LogFormatOption = Annotated[
@@ -160,36 +200,64 @@ LogFormatOption = Annotated[
 
 @contextmanager
 def _command(
-    debug: bool = False, quiet: bool = False, log_format: LogFormat = "text"
-) -> Iterator[None]:
-    """Set up logging; turn our errors into a one-line message and an exit status."""
+    debug: bool = False,
+    quiet: bool = False,
+    log_format: LogFormat = "text",
+    *,
+    record: RecordOutput | None = None,
+) -> Iterator[str]:
+    """Set up logging and a run id; turn our errors into a one-line message and an exit status.
+
+    With ``record``, the run record is written (and/or printed) however the command ends.
+    """
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     configure_logging(level=level, fmt=log_format)
-    try:
-        yield
-    except EvergreenError as exc:
-        if debug:
-            traceback.print_exc()
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        if exc.hint:
-            _err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=exc.exit_code) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        _err.print(f"[bold red]error:[/] invalid setting: {problems}", highlight=False)
-        raise typer.Exit(code=ConfigurationError.exit_code) from None
-    except KeyboardInterrupt:
-        _err.print("interrupted")
-        raise typer.Exit(code=130) from None
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        # The type only: an unexpected exception's text might quote input data.
-        _err.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}; rerun with --debug for details",
-            highlight=False,
-        )
-        raise typer.Exit(code=_UNEXPECTED_EXIT) from None
+    code, message = 0, None
+    with bound_run_id(record.recorder.run_id if record else None) as run_id:
+        try:
+            if record is not None:
+                record.prepare()
+            with observing(*(record.observers() if record else ())):
+                yield run_id
+        except EvergreenError as exc:
+            if debug:
+                traceback.print_exc()
+            code, message = exc.exit_code, str(exc)
+            _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            if exc.hint:
+                _err.print(f"hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            code, message = ConfigurationError.exit_code, f"invalid setting: {problems}"
+            _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            code, message = 130, "interrupted"
+            _err.print("interrupted")
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            # The type only: an unexpected exception's text might quote input data.
+            code = _UNEXPECTED_EXIT
+            message = f"unexpected {type(exc).__name__}; rerun with --debug for details"
+            _err.print(f"[bold red]error:[/] {message}", highlight=False)
+        if record is not None:
+            try:
+                record.emit(code, message)
+            except OSError as exc:
+                _err.print(
+                    "[bold red]error:[/] "
+                    + escape(
+                        f"cannot write the run record to {record.path}: "
+                        f"{exc.strerror or type(exc).__name__}"
+                    ),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                code = code or 1
+    if code:
+        raise typer.Exit(code=code)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -257,8 +325,18 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            dir_okay=False,
+            help="Settings file (TOML) [default: $EVERGREEN_CONFIG, else ./evergreen.toml].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Pseudonymise customers, keep their address history, count users by authority."""
+    set_config_file(config)
 
 
 @app.command()
@@ -313,6 +391,10 @@ def load(
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="Output format of --dry-run's counts.")
     ] = "table",
+    summary_json: SummaryJson = None,
+    metrics_file: MetricsFile = None,
+    lineage_url: LineageUrl = None,
+    lineage_file: LineageFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -322,8 +404,11 @@ def load(
     Prints the result as JSON; with --dry-run, the counts of the merge it would do.
     """
     from evergreen_etl.load import load as load_snapshot
+    from evergreen_etl.logs import timed_stage
 
-    with _command(debug, quiet, log_format):
+    recorder = RunRecorder("load", new_run_id())
+    output = RecordOutput(recorder, summary_json, False, metrics_file, lineage_url, lineage_file)
+    with _command(debug, quiet, log_format, record=output) as run_id:
         settings = _settings(
             data_dir=data_dir,
             database_url=database_url,
@@ -332,17 +417,23 @@ def load(
             location_precision=location_precision,
             max_left_rate=max_left_rate,
         )
-        result = load_snapshot(
-            settings,
-            as_of=_as_of(as_of),
-            absent=absent,
-            auto_upgrade=auto_upgrade,
-            coarsen=coarsen,
-            progress=not quiet,
-            dry_run=dry_run,
-            allow_future=allow_future,
-        )
+        output.bind(settings)
+        with timed_stage("load", run_id) as out:
+            result = load_snapshot(
+                settings,
+                as_of=_as_of(as_of),
+                absent=absent,
+                auto_upgrade=auto_upgrade,
+                coarsen=coarsen,
+                progress=not quiet,
+                dry_run=dry_run,
+                allow_future=allow_future,
+            )
+            out.append(result)
         if dry_run:
+            from evergreen_etl.report.load_counts import load_counts
+            from evergreen_etl.report.render import render
+
             sys.stdout.write(render(load_counts(result), fmt))
         else:
             typer.echo(result.model_dump_json(indent=2))
@@ -377,22 +468,32 @@ BoundariesOption = Annotated[
         show_default=False,
     ),
 ]
-WithMetadata = Annotated[
-    bool,
-    typer.Option(
-        "--with-metadata",
-        help="JSON: an envelope {metadata, rows}; CSV: the metadata as extra columns "
-        "(boundary basis, lookup version, disclosure rule).",
-    ),
-]
 HtmlOut = Annotated[
     Path | None,
     typer.Option(
         "--html", dir_okay=False, help="Also write one self-contained page: table, chart, map."
     ),
 ]
+WithMetadata = Annotated[
+    bool,
+    typer.Option(
+        "--with-metadata",
+        help="With --format json: an object with as-of, rule, boundary basis, lookup version, "
+        "generated-at and package version around the rows (plain JSON is the list of rows); "
+        "with --format csv: the boundary basis and lookup version as extra columns.",
+    ),
+]
 PngOut = Annotated[
-    Path | None, typer.Option("--png", dir_okay=False, help="Also write the bar chart as PNG.")
+    Path | None,
+    typer.Option(
+        "--png",
+        dir_okay=False,
+        help="Also write the bar chart as PNG (matplotlib: needs evergreen-etl[charts]).",
+    ),
+]
+SvgOut = Annotated[
+    Path | None,
+    typer.Option("--svg", dir_okay=False, help="Also write the bar chart as a standalone SVG."),
 ]
 
 
@@ -407,18 +508,19 @@ def report(
     to_time: ToTime = None,
     boundaries: BoundariesOption = None,
     fmt: Format = "table",
-    with_metadata: WithMetadata = False,
     min_count: MinCount = None,
     disclosure: Disclosure = None,
     html: HtmlOut = None,
     png: PngOut = None,
+    svg: SvgOut = None,
+    with_metadata: WithMetadata = False,
     debug: Debug = False,
     log_format: LogFormatOption = "text",
 ) -> None:
     """Distinct users by local authority, now or --as-of a past time; other analyses by NAME."""
     from evergreen_etl.report import HEADLINE, analysis, write_pictures
     from evergreen_etl.report import list_reports as catalogue
-    from evergreen_etl.report.render import render_list
+    from evergreen_etl.report.render import render, render_list
 
     def moment(option: str, value: str | None) -> datetime | None:
         try:
@@ -430,6 +532,12 @@ def report(
         if list_reports:
             sys.stdout.write(render_list(catalogue()))
             return
+        if with_metadata and fmt == "table":
+            raise ConfigurationError("--with-metadata needs --format json or csv")
+        if png is not None:
+            from evergreen_etl.report.chart_png import require_matplotlib
+
+            require_matplotlib()
         settings = _settings(data_dir=data_dir, database_url=database_url)
         rule = disclosure_rule(disclosure, min_count)
         result = analysis(
@@ -442,12 +550,17 @@ def report(
             disclosure=rule,
         )
         if with_metadata:
-            from evergreen_etl.report.metadata import render_with_metadata
+            from evergreen_etl.report.metadata import (
+                render_csv_with_metadata,
+                render_with_metadata,
+            )
 
-            sys.stdout.write(render_with_metadata(result, fmt))
+            metadata = render_with_metadata if fmt == "json" else render_csv_with_metadata
+            sys.stdout.write(metadata(result))
         else:
             sys.stdout.write(render(result, fmt))
-        for path in write_pictures(settings, result, html=html, png=png, disclosure=rule):
+        pictures = write_pictures(settings, result, html=html, png=png, svg=svg, disclosure=rule)
+        for path in pictures:
             _err.print(f"wrote {path}", highlight=False)
 
 
@@ -470,6 +583,10 @@ def run(
     max_left_rate: MaxLeftRate = None,
     allow_future: AllowFuture = False,
     dry_run: DryRun = False,
+    summary_json: SummaryJson = None,
+    metrics_file: MetricsFile = None,
+    lineage_url: LineageUrl = None,
+    lineage_file: LineageFile = None,
     debug: Debug = False,
     quiet: Quiet = False,
     log_format: LogFormatOption = "text",
@@ -477,10 +594,18 @@ def run(
     """Extract, anonymise, load and report, in order; the report goes to stdout.
 
     With --dry-run the load is rolled back and its counts go to stdout instead.
+
+    With --format json, stdout is the run record (as --summary-json writes it), the report's
+    rows under "report".
     """
     from evergreen_etl.pipeline import run as run_pipeline
+    from evergreen_etl.report.render import render
 
-    with _command(debug, quiet, log_format):
+    recorder = RunRecorder("run", new_run_id())
+    output = RecordOutput(
+        recorder, summary_json, fmt == "json", metrics_file, lineage_url, lineage_file
+    )
+    with _command(debug, quiet, log_format, record=output):
         settings = _settings(
             data_dir=data_dir,
             database_url=database_url,
@@ -491,6 +616,7 @@ def run(
             location_precision=location_precision,
             max_left_rate=max_left_rate,
         )
+        output.bind(settings)
         result = run_pipeline(
             settings,
             as_of=_as_of(as_of),
@@ -504,7 +630,11 @@ def run(
         )
         if not quiet and log_format == "text":  # JSON logs carry the same counts per stage
             _print_summary(result)
+        if fmt == "json":
+            return  # the JSON is the run record, written when the command ends
         if result.report is None:
+            from evergreen_etl.report.load_counts import load_counts
+
             sys.stdout.write(render(load_counts(result.load), fmt))
         else:
             sys.stdout.write(render(result.report, fmt))
@@ -527,6 +657,7 @@ def demo(
 ) -> None:
     """Generate realistic sample sources (no network) and run the job on each snapshot."""
     from evergreen_etl.pipeline import demo as run_demo
+    from evergreen_etl.report.render import render
 
     with _command(debug, quiet, log_format):
         settings = _settings(data_dir=data_dir, database_url=database_url)
@@ -649,6 +780,7 @@ def risk(
 ) -> None:
     """Re-identification risk: k-anonymity over quasi-identifier sets (no personal data)."""
     from evergreen_etl.privacy.risk import risk_report
+    from evergreen_etl.report.render import render
 
     with _command(debug, True):
         settings = _settings(data_dir=data_dir, database_url=database_url)
@@ -675,6 +807,44 @@ def lookup_list(
         sys.stdout.write(render_lookup_versions(lookup_versions(settings), fmt))
 
 
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    fmt: Annotated[
+        Literal["table", "json"], typer.Option("--format", help="Output format.")
+    ] = "table",
+    debug: Debug = False,
+) -> None:
+    """The warehouse at a glance: URL (password hidden), schema, snapshots, key, last run."""
+    from evergreen_etl.status import render_status, warehouse_status
+
+    with _command(debug, True):
+        result = warehouse_status(_settings(data_dir=data_dir, database_url=database_url))
+        if fmt == "json":
+            typer.echo(result.model_dump_json(indent=2))
+        else:
+            sys.stdout.write(render_status(result))
+
+
+config_app = typer.Typer(
+    help="Settings: options > environment > .env > config file > defaults.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, debug: Debug = False
+) -> None:
+    """Print every effective setting with where it came from (secrets hidden)."""
+    from evergreen_etl.config import render_settings
+
+    with _command(debug, True):
+        sys.stdout.write(render_settings({"data_dir": data_dir, "database_url": database_url}))
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m evergreen_etl``, under the same name, so
+    that shell completion answers either way)."""
+    app(prog_name="evergreen-etl")

@@ -6,11 +6,12 @@ so they can be logged, printed as JSON or returned from an Airflow task as they 
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from evergreen_etl.times import UtcDateTime
 
 SourceName = Literal["users", "postcodes"]
 
@@ -26,10 +27,10 @@ class ManifestEntry(_Frozen):
     url: str
     path: str = Field(description="File name under DATA_DIR/raw")
     etag: str | None = None
-    last_modified: datetime | None = None
+    last_modified: UtcDateTime | None = None
     size: int
     sha256: str
-    fetched_at: datetime
+    fetched_at: UtcDateTime
     downloaded: bool = Field(description="False when the source was unchanged and reused")
 
 
@@ -88,7 +89,7 @@ class LoadResult(_Frozen):
     """Result of ``load``: what the SCD2 merge did, per the audit row it wrote."""
 
     run_id: int | None
-    as_of: datetime
+    as_of: UtcDateTime
     skipped: bool = Field(description="True when this exact snapshot was already loaded")
     postcodes_loaded: int | None = Field(description="None when the lookup was unchanged")
     users_in_snapshot: int
@@ -170,8 +171,8 @@ class Analysis(_Frozen, Generic[RowT]):
 
     name: str
     title: str
-    as_of: datetime
-    from_time: datetime | None = Field(None, description="Start of the period (movers)")
+    as_of: UtcDateTime
+    from_time: UtcDateTime | None = Field(None, description="Start of the period (movers)")
     boundaries: Boundaries | None = Field(None, description="None when not by authority")
     columns: tuple[str, ...]
     counts: tuple[str, ...] = Field(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from evergreen_etl.anonymise import anonymise
 from evergreen_etl.extract import extract
 from evergreen_etl.load import load
-from evergreen_etl.logs import new_run_id, timed_stage
+from evergreen_etl.logs import current_run_id, new_run_id, timed_stage
 from evergreen_etl.models import RunResult
 from evergreen_etl.privacy.disclosure import NO_DISCLOSURE_CONTROL, DisclosureRule
 from evergreen_etl.report import report
@@ -43,7 +43,7 @@ def run(
     """
     if as_of is not None:  # before anything is fetched
         check_not_future(to_utc_naive(as_of), what="--as-of", allow_future=allow_future)
-    run_id = new_run_id()
+    run_id = current_run_id() or new_run_id()
     with timed_stage("extract", run_id) as out:
         extracted = extract(settings, progress=progress)
         out.append(extracted)

@@ -1,4 +1,6 @@
-"""Settings: command-line options, then ``EVERGREEN_*`` environment variables, then defaults."""
+"""Settings: command-line options, then ``EVERGREEN_*`` environment variables, then a ``.env``
+file, then the config file (``evergreen.toml``; see :mod:`evergreen_etl.config`), then defaults.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from evergreen_etl.datadir.layout import DataDir
 from evergreen_etl.postcodes import LocationPrecision
@@ -37,7 +39,12 @@ class Settings(BaseSettings):
 
     # hide_input_in_errors: a refused key must not be echoed in the validation error.
     model_config = SettingsConfigDict(
-        env_prefix="EVERGREEN_", extra="ignore", frozen=True, hide_input_in_errors=True
+        env_prefix="EVERGREEN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(Path("data"), description="Root of raw/ and staged/ files")
@@ -59,6 +66,20 @@ class Settings(BaseSettings):
     k_policy: Literal["warn", "fail"] = "warn"
     http_timeout: float = Field(30.0, gt=0)
     http_retries: int = Field(4, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Options, environment, ``.env``, then the config file (``evergreen.toml``)."""
+        from evergreen_etl.config import ConfigFileSource
+
+        return init_settings, env_settings, dotenv_settings, ConfigFileSource(settings_cls)
 
     @field_validator("pseudonym_key")
     @classmethod
@@ -96,10 +117,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings; keyword arguments that are not None override environment and defaults."""
+    """Build settings; keyword arguments that are not None override every other source."""
     given = {name: value for name, value in overrides.items() if value is not None}
-    if not given:
-        return get_settings()
     return Settings(**given)
 
 

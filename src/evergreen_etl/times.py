@@ -1,8 +1,14 @@
-"""Times in the warehouse are UTC without a zone; users may give dates or zoned times."""
+"""Times in the warehouse are UTC without a zone; users may give dates or zoned times.
+
+Every time the project prints or writes as JSON is UTC with a ``Z`` (:func:`iso_z`).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import PlainSerializer
 
 
 def to_utc_naive(moment: datetime) -> datetime:
@@ -25,3 +31,20 @@ def parse_as_of(value: str) -> datetime:
 def utc_now() -> datetime:
     """Now, as naive UTC."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso_z(moment: datetime) -> str:
+    """``moment`` as ISO 8601 in UTC with a ``Z``: a naive time is taken to be UTC already."""
+    text = to_utc_naive(moment).isoformat()
+    return f"{text}Z"
+
+
+def json_default(value: object) -> str:
+    """``json.dumps`` ``default=``: times as UTC with ``Z``, anything else as ``str``."""
+    if isinstance(value, datetime):
+        return iso_z(value)
+    return str(value)
+
+
+# A datetime field that a model writes to JSON as UTC with ``Z`` (the Python value is unchanged).
+UtcDateTime = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]

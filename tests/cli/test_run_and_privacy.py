@@ -61,7 +61,7 @@ def test_run_accepts_each_source_form(
         ],
     )
     assert result.exit_code == 0, result.stderr
-    assert sum(row["users"] for row in json.loads(result.stdout)) > 300
+    assert sum(row["users"] for row in json.loads(result.stdout)["report"]) > 300
     manifest = json.loads((tmp_path / "d" / "raw" / "manifest.json").read_text())
     assert len(manifest["sources"]["users"]["sha256"]) == 64
     if form == "http":

@@ -71,6 +71,8 @@ if dag is not None:
     seen["catchup"] = dag.catchup
     seen["max_active_runs"] = dag.max_active_runs
     seen["retries"] = {task.task_id: task.retries for task in dag.tasks}
+    seen["outlets"] = {t.task_id: sorted(a.uri for a in t.outlets) for t in dag.tasks}
+    seen["inlets"] = {t.task_id: sorted(a.uri for a in t.inlets) for t in dag.tasks}
     seen["retry_delay_s"] = {
         task.task_id: task.retry_delay.total_seconds() for task in dag.tasks
     }
@@ -192,6 +194,18 @@ def bad_key_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """The DAG run once with a placeholder key, the DAG's own retries left in place."""
     base = tmp_path_factory.mktemp("airflow-bad-key")
     return _run_dag(repo_root, base, key=PLACEHOLDER_KEY, runs=1, zero_retries=False)
+
+
+def test_dag_declares_the_warehouse_assets(dag_run: dict[str, Any]) -> None:
+    """The load task's outlets and the report task's inlets are the warehouse tables' Assets."""
+    warehouse = "evergreen-etl://warehouse/"
+    assert dag_run["outlets"]["load"] == [
+        warehouse + t for t in sorted(("dim_postcode", "dim_user", "user_address", "etl_run"))
+    ]
+    assert dag_run["inlets"]["report"] == [
+        warehouse + t for t in sorted(("user_address", "dim_user", "dim_local_authority"))
+    ]
+    assert dag_run["outlets"]["extract"] == []
 
 
 def test_dag_imports_without_errors(dag_run: dict[str, Any]) -> None:

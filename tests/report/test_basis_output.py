@@ -83,7 +83,7 @@ def test_supplied_is_an_alias_of_lookup(runner: CliRunner, sqlite_scenario: Ware
 
 
 def test_json_with_metadata_is_an_envelope(runner: CliRunner, sqlite_scenario: Warehouse) -> None:
-    """--with-metadata wraps the rows with the basis and version; plain JSON stays a list."""
+    """--with-metadata puts the basis and version around the rows; plain JSON stays a list."""
     plain = json.loads(invoke(runner, sqlite_scenario, "report", "--format", "json", *AT))
     document = json.loads(
         invoke(
@@ -100,10 +100,9 @@ def test_json_with_metadata_is_an_envelope(runner: CliRunner, sqlite_scenario: W
     )
     assert isinstance(plain, list)
     assert document["rows"] == plain
-    metadata = document["metadata"]
-    assert (metadata["boundaries"], metadata["lookup_version"]) == ("recorded", 1)
-    assert metadata["lookup_published"] == "1980-01"
-    assert metadata["users_not_relocatable"] == 0
+    assert (document["boundary_basis"], document["lookup_version"]) == ("recorded", 1)
+    assert document["lookup_published"] == "1980-01"
+    assert document["users_not_relocatable"] == 0
 
 
 def test_csv_with_metadata_adds_columns(runner: CliRunner, sqlite_scenario: Warehouse) -> None:

@@ -29,6 +29,7 @@ from evergreen_etl.privacy.pseudonym import PseudonymKey, load_key, normalise_em
 from evergreen_etl.progress import Progress
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.users import UsersReader
+from evergreen_etl.times import json_default
 from evergreen_etl.workers import WorkerBatches
 
 __all__ = ["PARALLEL_MIN_BYTES", "anonymise", "rule_files"]
@@ -123,7 +124,7 @@ def _summary_text(
         "anonymised_at": datetime.now(UTC),
         "staged_from": fingerprint,
     }
-    return json.dumps(summary, indent=2, default=str) + "\n"
+    return json.dumps(summary, indent=2, default=json_default) + "\n"
 
 
 def rule_files() -> list[Path]:

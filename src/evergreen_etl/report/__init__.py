@@ -25,6 +25,7 @@ from evergreen_etl.report.catalog import (
     run_sql,
 )
 from evergreen_etl.report.chart_data import Chart, chart, user_map
+from evergreen_etl.report.chart_png import caption, render_png, render_svg
 from evergreen_etl.report.disclosure import (
     DisclosureRule,
     MinCount,
@@ -32,7 +33,6 @@ from evergreen_etl.report.disclosure import (
     rule_for,
 )
 from evergreen_etl.report.html import render_html
-from evergreen_etl.report.png import render_png
 from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
@@ -171,11 +171,12 @@ def write_pictures(
     *,
     html: Path | None = None,
     png: Path | None = None,
+    svg: Path | None = None,
     disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     engine: Engine | None = None,
 ) -> list[Path]:
-    """Write the HTML page (table, chart, map) and/or the chart as PNG; the paths written."""
-    if html is None and png is None:
+    """Write the HTML page (table, chart, map) and/or the chart as PNG or SVG; the paths."""
+    if html is None and png is None and svg is None:
         return []
     bars, users = pictures(settings, result, disclosure=disclosure, engine=engine)
     written = []
@@ -183,8 +184,11 @@ def write_pictures(
         html.write_text(render_html(result, bars, users), encoding="utf-8")
         written.append(html)
     if png is not None:
-        png.write_bytes(render_png(bars))
+        png.write_bytes(render_png(bars, caption(result)))
         written.append(png)
+    if svg is not None:
+        svg.write_text(render_svg(bars), encoding="utf-8")
+        written.append(svg)
     return written
 
 

@@ -121,6 +121,11 @@ def _table(result: Analysis[Any]) -> str:
     )
 
 
+def bar_chart_svg(chart: Chart) -> str:
+    """The bar chart as an inline ``<svg>`` element (styled by the page's CSS classes)."""
+    return _bar_chart(chart)
+
+
 def _bar_chart(chart: Chart) -> str:
     label_width, bar_width, row_height, top = 250, 330, 22, 8
     height = top + row_height * max(len(chart.bars), 1) + 24

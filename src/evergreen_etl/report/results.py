@@ -6,7 +6,6 @@ Counts are ``int | None``: None means suppressed by disclosure control, and the 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +18,7 @@ from evergreen_etl.models import (
     LocalAuthorityUsers,
     RowT,
 )
+from evergreen_etl.times import UtcDateTime
 
 __all__ = [
     "AGE_BANDS",
@@ -82,7 +82,7 @@ class SnapshotChanges(AnalysisRow):
     """What one loaded snapshot changed, from the address history."""
 
     run_id: int
-    as_of: datetime
+    as_of: UtcDateTime
     new_users: int | None = Field(description="Users seen for the first time")
     returned_users: int | None = Field(description="Users back after an absence")
     moved_users: int | None = Field(description="Users whose postcode changed")
@@ -103,7 +103,7 @@ class RunQuality(AnalysisRow):
     """The data-quality record of one load, from the audit table."""
 
     run_id: int
-    as_of: datetime
+    as_of: UtcDateTime
     status: str
     records_read: int | None
     rejected: int | None
@@ -136,7 +136,7 @@ class UserMap(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    as_of: datetime
+    as_of: UtcDateTime
     cell_degrees: float
     min_users: int = Field(description="Cells with fewer users are not drawn")
     cells: list[MapCell]

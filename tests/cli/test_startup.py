@@ -1,0 +1,104 @@
+"""The command starts light: --version, shell completion, and --help without SQLAlchemy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evergreen_etl import __version__
+from evergreen_etl.cli import app
+
+_HEAVY = ("sqlalchemy", "alembic", "psycopg")
+
+
+def _imported(*args: str, env: dict[str, str] | None = None) -> tuple[str, set[str]]:
+    """Run `python -X importtime -m evergreen_etl ARGS`; its stdout and the top-level imports."""
+    process = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "evergreen_etl", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    modules = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in process.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return process.stdout, modules
+
+
+def test_version_prints_the_package_version() -> None:
+    """`--version` prints the installed version and exits 0."""
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"evergreen-etl {__version__}"
+
+
+def _in_bash(command: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m evergreen_etl COMMAND`` from bash (the shell completion detects)."""
+    return subprocess.run(
+        # `; exit` keeps bash as the parent process (it would exec a lone command), so that
+        # the completion's shell detection finds bash however the tests were started.
+        ["bash", "-c", f'"$PYTHON" -m evergreen_etl {command}; exit $?'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHON": sys.executable, "HOME": str(home)},
+        check=False,
+    )
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_show_completion_prints_a_bash_script(tmp_path: Path) -> None:
+    """`--show-completion` from bash prints the bash completion script for `evergreen-etl`."""
+    process = _in_bash("--show-completion", tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert "_EVERGREEN_ETL_COMPLETE=complete_bash" in process.stdout
+    assert "complete -o default -F" in process.stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_install_completion_writes_the_script_under_home(tmp_path: Path) -> None:
+    """`--install-completion` from bash installs the script and sources it from ~/.bashrc."""
+    process = _in_bash("--install-completion", tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert "evergreen-etl" in (tmp_path / ".bashrc").read_text()
+    installed = list((tmp_path / ".bash_completions").iterdir())
+    assert [p.name for p in installed] == ["evergreen-etl.sh"]
+
+
+def test_help_does_not_import_sqlalchemy() -> None:
+    """`--help` as a new process imports neither SQLAlchemy nor Alembic nor psycopg."""
+    stdout, modules = _imported("--help")
+    assert "status" in stdout
+    assert "evergreen_etl" in modules
+    assert not modules & set(_HEAVY), modules & set(_HEAVY)
+
+
+def test_run_help_does_not_import_sqlalchemy() -> None:
+    """A command's --help is as light as the top-level one."""
+    stdout, modules = _imported("run", "--help")
+    assert "--summary-json" in stdout
+    assert not modules & set(_HEAVY)
+
+
+def test_completion_answers_without_sqlalchemy(tmp_path: Path) -> None:
+    """Completing `evergreen-etl sta` offers `status`, without importing SQLAlchemy."""
+    stdout, modules = _imported(
+        env={
+            "_EVERGREEN_ETL_COMPLETE": "complete_bash",
+            "COMP_WORDS": "evergreen-etl sta",
+            "COMP_CWORD": "1",
+        }
+    )
+    assert "Usage" not in stdout
+    assert "status" in stdout.split()
+    assert not modules & set(_HEAVY)
