@@ -79,7 +79,8 @@ Disclosure = Annotated[
     typer.Option(
         "--disclosure",
         help="Disclosure control for published figures: 'nhs' suppresses 1-7 and rounds "
-        "other counts to 5 (NHS England's rule); 'min-count' needs --min-count.",
+        "other counts to 5 (NHS England's rule); 'min-count' needs --min-count; 'ckm' "
+        "perturbs each count by its users' cell key (same users, same figure).",
     ),
 ]
 # The report formats (report.render.ReportFormat), named here so that `--help` does not import
@@ -712,6 +713,40 @@ db_app.command("upgrade")(_db_command(_db_upgrade))
 db_app.command("current")(_db_command(_db_current))
 
 
+def _role_command(action: Callable[[Any, str], str]) -> Callable[..., None]:
+    def command(
+        role: Annotated[str, typer.Argument(help="An existing PostgreSQL role.")],
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+        debug: Debug = False,
+    ) -> None:
+        from evergreen_etl.warehouse.engine import open_warehouse
+
+        with _command(debug):
+            settings = _settings(data_dir=data_dir, database_url=database_url)
+            with open_warehouse(settings) as engine:
+                typer.echo(action(engine, role))
+
+    return command
+
+
+def _roles() -> Any:
+    from evergreen_etl.privacy import roles
+
+    return roles
+
+
+db_app.command(
+    "grant-reader", help="Let ROLE read the published pub_* views and nothing else (PostgreSQL)."
+)(_role_command(lambda engine, role: _roles().grant_reader(engine, role)))
+db_app.command(
+    "grant-loader", help="Let ROLE run the job: read and write tables, no schema changes."
+)(_role_command(lambda engine, role: _roles().grant_loader(engine, role)))
+db_app.command("revoke", help="Take back every right grant-reader or grant-loader gave ROLE.")(
+    _role_command(lambda engine, role: _roles().revoke(engine, role))
+)
+
+
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target migration, e.g. -1 or base.")],
@@ -775,6 +810,15 @@ def risk(
     threshold: Annotated[
         int, typer.Option(min=2, help="Classes smaller than this are at risk.")
     ] = 5,
+    max_unique_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Recommend the finest location precision whose share of unique users "
+            "(place x birth year x sex) is below this.",
+        ),
+    ] = 0.05,
     fmt: Format = "table",
     debug: Debug = False,
 ) -> None:
@@ -784,7 +828,12 @@ def risk(
 
     with _command(debug, True):
         settings = _settings(data_dir=data_dir, database_url=database_url)
-        result = risk_report(settings, as_of=_as_of(as_of), threshold=threshold)
+        result = risk_report(
+            settings,
+            as_of=_as_of(as_of),
+            threshold=threshold,
+            max_unique_share=max_unique_share,
+        )
         sys.stdout.write(render(result, fmt))
 
 
@@ -842,6 +891,40 @@ def config_show(
 
     with _command(debug, True):
         sys.stdout.write(render_settings({"data_dir": data_dir, "database_url": database_url}))
+
+
+@app.command()
+def publish(
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory of the mart to write.")
+    ],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    as_of: AsOf = None,
+    min_count: MinCount = None,
+    disclosure: Disclosure = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace OUT even if it is not empty.")
+    ] = False,
+    debug: Debug = False,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Write every report as CSV and Parquet, the HTML page and a manifest, under
+    disclosure control (default: the NHS rule), atomically."""
+    from evergreen_etl.publish import publish as publish_mart
+
+    with _command(debug, True, log_format):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        if disclosure is None and min_count is None:
+            disclosure = "nhs"
+        result = publish_mart(
+            settings,
+            out,
+            rule=disclosure_rule(disclosure, min_count),
+            as_of=_as_of(as_of),
+            force=force,
+        )
+        typer.echo(f"published {len(result.files) + 1} files to {result.out}")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from evergreen_etl.errors import (
 from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
+from evergreen_etl.privacy.ckm import fill_record_keys
 from evergreen_etl.privacy.pseudonym import load_key
 from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
@@ -232,6 +233,7 @@ def _load_in_transaction(
     merged = merge_snapshot(
         conn, staged=staged, as_of=as_of, run_id=run_id, absent=absent, precision=precision
     )
+    fill_record_keys(conn)
     failpoint("load.merged")
     check_left_rate(
         left=merged.left,

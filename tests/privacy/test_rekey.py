@@ -16,6 +16,7 @@ from evergreen_etl.anonymise import anonymise
 from evergreen_etl.cli import app
 from evergreen_etl.errors import WarehouseError
 from evergreen_etl.load import load
+from evergreen_etl.privacy.ckm import record_key
 from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.privacy.rekey import rotate_key
 from evergreen_etl.report import report
@@ -70,6 +71,21 @@ def test_rotation_keeps_history_and_reports(
     assert _history(engine) == history
     assert not _pseudonyms(engine) & pseudonyms
     assert [report(settings, as_of=datetime(2024, m, 15), engine=engine) for m in (1, 2)] == reports
+
+
+def test_rotation_rederives_every_record_key(two_snapshots: list[Path], engine: Engine) -> None:
+    """After a rotation every user's record key (cell key method) is that of the new
+    pseudonym: it is derived through the pseudonym key."""
+    rotate_key(
+        engine,
+        old_key=PseudonymKey.from_text(TEST_KEY),
+        new_key=PseudonymKey.from_text(NEW_KEY),
+        users_paths=two_snapshots,
+    )
+    with engine.connect() as conn:
+        users = conn.execute(text("SELECT pseudonym, record_key FROM dim_user")).all()
+    assert users
+    assert all(key == record_key(pseudonym) for pseudonym, key in users)
 
 
 def test_load_with_old_key_refused_after_rotation(

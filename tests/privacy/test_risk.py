@@ -8,7 +8,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import Engine
 
-from evergreen_etl.privacy.risk import measure_risk
+from evergreen_etl.privacy.risk import PRECISIONS, SEQUENCE, measure_risk, risk_report
+from evergreen_etl.settings import Settings
 from support.sources import LoadSnapshot, user
 
 # AB1 1AA and AB1 1AB are both in E06000001 (district AB1).
@@ -88,3 +89,41 @@ def test_load_passes_when_k_is_met(load_snapshot: LoadSnapshot) -> None:
     ]
     result = load_snapshot(records, "2024-01-01", k_guard=KAnonymityGuard(3, "fail"))
     assert (result.new, result.smallest_k) == (3, 3)
+
+
+# Three women born 1984 in sector AB1 1: two at AB1 1AA, one at AB1 1AB, who then moves.
+AT_PRECISION = [
+    user("p1@example.com", "AB1 1AA", sex="F", dateOfBirth="1984-03-02"),
+    user("p2@example.com", "AB1 1AB", sex="F", dateOfBirth="1984-04-02"),
+    user("p3@example.com", "AB1 1AA", sex="F", dateOfBirth="1984-05-02"),
+]
+MOVED = [AT_PRECISION[0], user("p2@example.com", "AB2 1AA", sex="F"), AT_PRECISION[2]]
+
+
+def test_risk_at_the_warehouse_precision(
+    load_snapshot: LoadSnapshot, engine: Engine, settings: Settings
+) -> None:
+    """The report measures postcode x birth year x sex at each precision and each user's
+    sequence of postcodes, and recommends the finest precision with few enough unique users."""
+    load_snapshot(AT_PRECISION, "2024-01-01")
+    load_snapshot([*MOVED[:1], {**MOVED[1], "dateOfBirth": "1984-04-02"}, *MOVED[2:]], "2024-02-01")
+    risk = risk_report(settings, as_of=datetime(2024, 1, 15), threshold=2, max_unique_share=0.1)
+    by_set = {row.quasi_identifiers: row for row in risk.rows}
+    assert by_set[PRECISIONS["postcode"]].unique_users == 1  # p2 alone at AB1 1AB
+    assert by_set[PRECISIONS["sector"]].unique_users == 0  # all three in AB1 1
+    assert risk.recommended_precision == "sector"
+    assert "--location-precision sector" in (risk.note or "")
+    later = risk_report(settings, as_of=datetime(2024, 3, 1), threshold=2)
+    sequence = {row.quasi_identifiers: row for row in later.rows}[SEQUENCE]
+    # p1 and p3: [AB1 1AA]; p2: [AB1 1AB, AB2 1AA], alone.
+    assert (sequence.users, sequence.classes, sequence.unique_users) == (3, 2, 1)
+
+
+def test_no_precision_is_recommended_when_none_is_safe(
+    load_snapshot: LoadSnapshot, engine: Engine, settings: Settings
+) -> None:
+    """When even authorities leave too many unique users, the report says so."""
+    load_snapshot(RECORDS, "2024-01-01")
+    risk = risk_report(settings, as_of=datetime(2024, 6, 1), max_unique_share=0.01)
+    assert risk.recommended_precision is None
+    assert "No precision" in (risk.note or "")

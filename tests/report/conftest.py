@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from evergreen_etl.pipeline import demo
+from evergreen_etl.settings import Settings
+from evergreen_etl.warehouse.engine import make_engine
 from report.scenario import DATES, SNAPSHOTS, Warehouse, load_snapshots
+from support.keys import TEST_KEY
 from support.postgres import PostgresServer, unique_database_name
 from support.sources import nspl_row, user, write_lookup_zip
 
@@ -101,3 +105,19 @@ def bucks(
             yield warehouse
         finally:
             warehouse.engine.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def small_demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Warehouse]:
+    """The demo's generated data, small: 150 people over three snapshots."""
+    directory = tmp_path_factory.mktemp("demo")
+    with database(request.param, request, directory) as url:
+        settings = Settings(data_dir=directory / "data", database_url=url, pseudonym_key=TEST_KEY)
+        demo(settings, users=150, postcodes=2000, snapshots=3, seed=7, progress=False)
+        engine = make_engine(url)
+        try:
+            yield Warehouse(settings, engine)
+        finally:
+            engine.dispose()

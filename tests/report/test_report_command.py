@@ -113,7 +113,8 @@ def test_min_count_marks_suppressed_in_csv(runner: CliRunner, sqlite_scenario: W
     )
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "E06000001,Hartlepool,M,65+,2" in lines
+    # M 65+ (2) is hidden too: Hartlepool's published 3 minus it would give F 30-44 back.
+    assert "E06000001,Hartlepool,M,65+,suppressed" in lines
     assert "E06000001,Hartlepool,F,30-44,suppressed" in lines
     assert not [line for line in lines[1:] if line.endswith(",1")]
 

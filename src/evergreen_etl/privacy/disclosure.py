@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-DisclosureName = Literal["none", "min-count", "nhs"]
+DisclosureName = Literal["none", "min-count", "nhs", "ckm"]
 NHS_SUPPRESS_UP_TO = 7
 NHS_ROUND_TO = 5
 
@@ -50,7 +50,7 @@ class NoDisclosureControl:
 
 @dataclass(frozen=True)
 class MinCount:
-    """``--min-count K``: every count below K (zero included) is suppressed."""
+    """``--min-count K``: every count below K (zero included), totals too, is suppressed."""
 
     k: int
     name: str = "min-count"
@@ -64,8 +64,8 @@ class MinCount:
         return None if count < self.k else count
 
     def publish_total(self, total: int) -> int | None:
-        """Totals are published as they are: the headline report's contract."""
-        return total
+        """A total below k is suppressed too: it would show how few users the rows hold."""
+        return self.publish(total)
 
 
 NO_DISCLOSURE_CONTROL = NoDisclosureControl()
@@ -95,11 +95,32 @@ class NhsRule:
         return self.publish(total)
 
 
+@dataclass(frozen=True)
+class CellKeyMethod:
+    """``--disclosure ckm``: counts perturbed by the cell key method (``privacy.ckm``).
+
+    ``publish`` and ``publish_total`` take counts already perturbed by their cell key (see
+    ``report.cellkey``), and publish them as they are.
+    """
+
+    name: str = "ckm"
+
+    def publish(self, count: int) -> int | None:
+        """A perturbed count, as it is."""
+        return count
+
+    def publish_total(self, total: int) -> int | None:
+        """A perturbed total, as it is."""
+        return total
+
+
 def disclosure_rule(name: DisclosureName | None, min_count: int | None = None) -> DisclosureRule:
     """The one rule for ``--disclosure`` / ``--min-count``, built once where the options are
     read and passed on alone; ``nhs`` wins when both are given."""
     if name == "nhs":
         return NhsRule()
+    if name == "ckm":
+        return CellKeyMethod()
     if min_count is not None or name == "min-count":
         return MinCount(k=min_count or NHS_SUPPRESS_UP_TO + 1)
     return NO_DISCLOSURE_CONTROL

@@ -20,6 +20,7 @@ from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 
 from evergreen_etl.errors import WarehouseError
 from evergreen_etl.postcodes import normalise_postcode
+from evergreen_etl.privacy.ckm import fill_record_keys
 from evergreen_etl.privacy.pseudonym import PseudonymKey, normalise_email
 from evergreen_etl.sources.users import UsersReader
 from evergreen_etl.times import utc_now
@@ -124,6 +125,7 @@ def rotate_key(
             text("UPDATE etl_run SET key_id = :new WHERE key_id = :old"),
             {"new": new_key.key_id, "old": old_key.key_id},
         )
+        fill_record_keys(conn, every_user=True)  # derived from the pseudonyms just changed
         _record_rotation(conn, old_key.key_id, new_key.key_id, rekeyed)
     log.info(
         "re-keyed %d users and %d postcode tokens from key %s to key %s",

@@ -8,9 +8,10 @@ size k). Small classes are where re-identification by linkage is easiest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, DateTime, bindparam, text
 
@@ -27,6 +28,17 @@ QUASI_IDENTIFIER_SETS: dict[str, str] = {
     "postcode district x birth year x sex": "risk_district_birth_year_sex",
 }
 DEFAULT_K_THRESHOLD = 5
+DEFAULT_MAX_UNIQUE_SHARE = 0.05
+# Precisions the warehouse can give a place at, finest first (privacy/sql/risk_precision.sql),
+# with the label of their quasi-identifier set.
+PRECISIONS = {
+    "postcode": "postcode as kept x birth year x sex",
+    "sector": "postcode sector x birth year x sex",
+    "district": "postcode district x birth year x sex (from the kept district)",
+    "authority": "local authority x birth year x sex",
+}
+SEQUENCE = "sequence of postcodes (history up to the as-of time)"
+MAX_SEQUENCE_POSITIONS = 200
 log = logging.getLogger("evergreen_etl.privacy")
 
 
@@ -50,6 +62,8 @@ class RiskReport(Analysis[RiskRow]):
     like every other, drawn by the reports' renderer."""
 
     threshold: int
+    max_unique_share: float | None = None
+    recommended_precision: str | None = None
 
     @property
     def smallest_k(self) -> int | None:
@@ -59,11 +73,87 @@ class RiskReport(Analysis[RiskRow]):
 
 
 def risk_report(
-    settings: Settings, *, as_of: datetime | None = None, threshold: int = DEFAULT_K_THRESHOLD
+    settings: Settings,
+    *,
+    as_of: datetime | None = None,
+    threshold: int = DEFAULT_K_THRESHOLD,
+    max_unique_share: float = DEFAULT_MAX_UNIQUE_SHARE,
 ) -> RiskReport:
-    """Measure the warehouse configured in ``settings`` (see ``measure_risk``)."""
+    """Measure the warehouse configured in ``settings``: the sets of ``measure_risk``, then
+    what the warehouse holds at its own precision (place x birth year x sex at postcode,
+    sector, district and authority precision, and each user's sequence of postcodes), with
+    the finest precision whose share of unique users is below ``max_unique_share``."""
     with open_warehouse(settings) as engine, engine.connect() as conn:
-        return measure_risk(conn, as_of=as_of, threshold=threshold)
+        base = measure_risk(conn, as_of=as_of, threshold=threshold)
+        by_precision = _measure(conn, "risk_precision", base.as_of, threshold)
+        rows = [
+            _row(PRECISIONS[str(r["precision"])], r)
+            for r in sorted(by_precision, key=lambda r: int(r["rank"]))
+        ]
+        rows.append(_row(SEQUENCE, _sequence(conn, base.as_of, threshold)))
+    recommended = next(
+        (
+            precision
+            for precision, row in zip(PRECISIONS, rows, strict=False)
+            if row.users and row.unique_share < max_unique_share
+        ),
+        None,
+    )
+    if recommended is None:
+        note = f"No precision brings the share of unique users below {max_unique_share:.1%}."
+    else:
+        note = (
+            f"The share of unique users falls below {max_unique_share:.1%} at {recommended} "
+            f"precision: --location-precision {recommended}."
+        )
+    return base.model_copy(
+        update={
+            "rows": base.rows + rows,
+            "max_unique_share": max_unique_share,
+            "recommended_precision": recommended,
+            "note": note,
+        }
+    )
+
+
+def _measure(
+    conn: Connection, name: str, moment: datetime, threshold: int, sql: str | None = None
+) -> list[dict[str, Any]]:
+    query = text(sql or sql_statement("privacy", name)).bindparams(
+        bindparam("as_of", type_=DateTime())
+    )
+    params = {"as_of": moment, "as_of_year": moment.year, "threshold": threshold}
+    return [dict(r._mapping) for r in conn.execute(query, params)]
+
+
+def _sequence(conn: Connection, moment: datetime, threshold: int) -> dict[str, Any]:
+    longest = int(_measure(conn, "risk_longest_history", moment, threshold)[0]["longest"])
+    positions = range(1, min(max(longest, 1), MAX_SEQUENCE_POSITIONS) + 1)
+    sql = (
+        sql_statement("privacy", "risk_postcode_sequence")
+        .replace(
+            "/* positions */",
+            "".join(
+                f", MAX(CASE WHEN position = {i} THEN postcode END) AS p{i}" for i in positions
+            ),
+        )
+        .replace("/* position_columns */", "".join(f", p{i}" for i in positions))
+    )
+    return _measure(conn, "risk_postcode_sequence", moment, threshold, sql)[0]
+
+
+def _row(label: str, result: Mapping[str, Any]) -> RiskRow:
+    users = int(result["users"] or 0)
+    unique = int(result["unique_users"] or 0)
+    return RiskRow(
+        quasi_identifiers=label,
+        users=users,
+        classes=int(result["classes"] or 0),
+        smallest_k=None if result["smallest_k"] is None else int(result["smallest_k"]),
+        users_below_threshold=int(result["users_below_threshold"] or 0),
+        unique_users=unique,
+        unique_share=round(unique / users, 4) if users else 0.0,
+    )
 
 
 def measure_risk(

@@ -20,7 +20,6 @@ from evergreen_etl.report.catalog import (
     REPORTS,
     ReportSpec,
     get_spec,
-    published,
     read_sql,
     run_sql,
 )
@@ -33,6 +32,7 @@ from evergreen_etl.report.disclosure import (
     rule_for,
 )
 from evergreen_etl.report.html import render_html
+from evergreen_etl.report.publication import publish_report
 from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
@@ -128,15 +128,17 @@ def analysis(
             if spec.by_authority
             else None
         )
-    return published(
-        spec,
-        raw,
-        disclosure,
-        as_of=moment,
-        from_time=start,
-        boundaries=basis if spec.by_authority else None,
-        basis=stated,
-    )
+        return publish_report(
+            eng,
+            spec,
+            raw,
+            rule=disclosure,
+            as_of=moment,
+            from_time=start,
+            # As asked ('supplied' stays the old name of 'lookup'); the default is 'lookup'.
+            boundaries=(boundaries or basis) if spec.by_authority else None,
+            basis=stated,
+        )
 
 
 def pictures(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -304,12 +304,24 @@ def published(
     from_time: datetime | None = None,
     boundaries: Boundaries | None = None,
     basis: BoundaryBasis | None = None,
+    hide: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+    hide_totals: Collection[str] = (),
+    prepared: bool = False,
+    totals: Mapping[str, int | None] | None = None,
 ) -> Analysis[RowT]:
     """The typed, published result of ``spec`` from its true rows: the one disclosure step.
 
-    ``basis`` (reports by authority) is stated in the title; renderers add its caption."""
-    prepared = [spec.prepare(dict(r)) if spec.prepare else dict(r) for r in raw_rows]
-    rows = [spec.row(**publish_row(row, spec.counts, rule, spec.differences)) for row in prepared]
+    ``hide`` and ``hide_totals`` name the counts hidden besides the rule's own, to protect
+    them (complementary suppression, see ``report.publication``). ``prepared``: the rows
+    have been through ``spec.prepare`` already; ``totals``, when given, are the published
+    totals (the cell key method perturbs them as cells of their own).
+    """
+    if not prepared:
+        raw_rows = [spec.prepare(dict(r)) if spec.prepare else dict(r) for r in raw_rows]
+    rows = [
+        spec.row(**publish_row(row, spec.counts, rule, spec.differences, hide(row) if hide else ()))
+        for row in raw_rows
+    ]
     if spec.order_by:
         rows.sort(key=partial(_published_order, spec.order_by))
     result_type = cast(type[Analysis[RowT]], Analysis[spec.row])  # type: ignore[name-defined]
@@ -322,7 +334,12 @@ def published(
         columns=spec.columns,
         counts=spec.published_counts,
         rows=rows,
-        totals=publish_totals(prepared, spec.totals, rule),
+        totals=dict(totals)
+        if totals is not None
+        else {
+            name: None if name in hide_totals else value
+            for name, value in publish_totals(raw_rows, spec.totals, rule).items()
+        },
         disclosure=rule.name,
         min_count=min_count_of(rule),
         note=describe(rule),

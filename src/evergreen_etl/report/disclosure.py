@@ -9,7 +9,7 @@ rules fit as they are). A suppressed count is ``None`` in the typed results and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,12 @@ def describe(rule: DisclosureRule) -> str | None:
         return (
             "NHS England disclosure rule: counts of 1 to 7 are suppressed, other counts are "
             "rounded to the nearest 5; totals are rounded from the true values."
+        )
+    if rule.name == "ckm":
+        return (
+            "Cell key method: every count carries a small noise (at most 3) fixed by its own "
+            "users, so the same users always give the same figure; no count is shown as 1 or 2, "
+            "and figures need not add up exactly."
         )
     return f"Counts are published under the '{rule.name}' disclosure rule."
 
@@ -85,12 +91,14 @@ def publish_row(
     counts: Sequence[str],
     rule: DisclosureRule,
     differences: Sequence[Difference] = (),
+    also: Collection[str] = (),
 ) -> dict[str, Any]:
     """Apply ``rule`` to the ``counts`` of one true result row.
 
     Returns the row with published counts (None when suppressed) and ``suppressed``, the
     names of the suppressed columns. A difference is suppressed whenever one of its terms
-    is, so that it cannot be used to recover a hidden count.
+    is, so that it cannot be used to recover a hidden count. ``also`` names counts hidden
+    besides the rule's own (complementary suppression, see ``report.publication``).
     """
     row = dict(raw)
     hidden: list[str] = []
@@ -98,7 +106,7 @@ def publish_row(
         value = raw[name]
         if value is None:  # not recorded (an old audit row), not suppressed
             continue
-        row[name] = rule.publish(int(value))
+        row[name] = None if name in also else rule.publish(int(value))
         if row[name] is None:
             hidden.append(name)
     for diff in differences:

@@ -96,6 +96,11 @@ dim_user = Table(
     Column("sex", String(1), nullable=False),
     Column("birth_year", SmallInteger),
     Column("first_run_id", Integer, ForeignKey("etl_run.run_id"), nullable=False),
+    Column(
+        "record_key",
+        SmallInteger,
+        comment="Cell key method: 0-255, first byte of an HMAC of the pseudonym",
+    ),
     CheckConstraint("sex IN ('F', 'M', 'U')", name="sex"),
     comment="Pseudonymised users (no direct identifier)",
 )

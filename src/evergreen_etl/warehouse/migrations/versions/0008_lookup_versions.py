@@ -1,7 +1,7 @@
 """Lookup versions, re-location and the local-authority code history.
 
-Revision ID: 0007
-Revises: 0004
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30
 
 Every postcode lookup loaded becomes a version (lookup_version); the address periods a later
@@ -23,8 +23,8 @@ from alembic import op
 
 from evergreen_etl.warehouse.lookup_versions import successions
 
-revision: str = "0007"
-down_revision: str | None = "0004"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
