@@ -30,7 +30,7 @@ def test_status_after_two_loads(settings: Settings, load_snapshot: LoadSnapshot)
     assert status.configured_key_id == status.warehouse_key_id is not None
     assert status.last_run is not None
     assert (status.last_run.status, status.last_run.run_id) == ("succeeded", 2)
-    assert status.lookup_version is None
+    assert status.lookup_version == "1 (1980-01)"  # nspl_row's newest introduction date
 
 
 def test_status_command_prints_json_with_the_password_hidden(

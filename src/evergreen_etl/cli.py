@@ -138,6 +138,14 @@ Precision = Annotated[
         help="What the warehouse keeps of a postcode: postcode, sector, district or authority.",
     ),
 ]
+Coarsen = Annotated[
+    bool,
+    typer.Option(
+        "--coarsen",
+        help="Allow a coarser --location-precision than the warehouse holds: every stored "
+        "postcode is rewritten to it first (in the load's transaction).",
+    ),
+]
 MaxLeftRate = Annotated[
     float | None,
     typer.Option(
@@ -332,6 +340,9 @@ def _print_summary(result: RunResult) -> None:
                 loaded.postcodes_loaded if loaded.postcodes_loaded is not None else "unchanged",
             ),
         ]
+        if loaded.lookup_version is not None:
+            rows.append(("lookup version", loaded.lookup_version))
+            rows.append(("users re-located by it", loaded.relocated))
         rows += [
             (f"located: {k.replace('_', ' ')}", v) for k, v in loaded.location.model_dump().items()
         ]
@@ -412,6 +423,7 @@ def load(
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
+    coarsen: Coarsen = False,
     max_left_rate: MaxLeftRate = None,
     allow_future: AllowFuture = False,
     auto_upgrade: AutoUpgrade = False,
@@ -451,6 +463,7 @@ def load(
                 as_of=_as_of(as_of),
                 absent=absent,
                 auto_upgrade=auto_upgrade,
+                coarsen=coarsen,
                 progress=not quiet,
                 dry_run=dry_run,
                 replace=replace,
@@ -486,11 +499,12 @@ ToTime = Annotated[
     typer.Option("--to", help="movers: end of the period (default: --as-of, else now)."),
 ]
 BoundariesOption = Annotated[
-    Literal["supplied", "current"] | None,
+    Literal["lookup", "recorded", "current", "supplied"] | None,
     typer.Option(
         "--boundaries",
-        help="Authorities as the lookup supplies them (the default), or today's (abolished "
-        "codes mapped to their successor). Reports by place only.",
+        help="lookup (the default): every period located with the newest postcode lookup; "
+        "recorded: as located when loaded; current: the newest lookup, then today's "
+        "authority codes. 'supplied' is the old name of 'lookup'. Reports by place only.",
         show_default=False,
     ),
 ]
@@ -505,7 +519,8 @@ WithMetadata = Annotated[
     typer.Option(
         "--with-metadata",
         help="With --format json: an object with as-of, rule, boundary basis, lookup version, "
-        "generated-at and package version around the rows (plain JSON is the list of rows).",
+        "generated-at and package version around the rows (plain JSON is the list of rows); "
+        "with --format csv: the boundary basis and lookup version as extra columns.",
     ),
 ]
 PngOut = Annotated[
@@ -562,8 +577,8 @@ def report(
         if list_reports:
             sys.stdout.write(render_list(catalogue()))
             return
-        if with_metadata and fmt != "json":
-            raise ConfigurationError("--with-metadata needs --format json")
+        if with_metadata and fmt == "table":
+            raise ConfigurationError("--with-metadata needs --format json or csv")
         if png is not None:
             from evergreen_etl.report.chart_png import require_matplotlib
 
@@ -586,9 +601,13 @@ def report(
             as_known_at=known_at_option("--as-known-at", as_known_at),
         )
         if with_metadata:
-            from evergreen_etl.report.metadata import render_with_metadata
+            from evergreen_etl.report.metadata import (
+                render_csv_with_metadata,
+                render_with_metadata,
+            )
 
-            sys.stdout.write(render_with_metadata(result))
+            metadata = render_with_metadata if fmt == "json" else render_csv_with_metadata
+            sys.stdout.write(metadata(result))
         else:
             sys.stdout.write(render(result, fmt))
         pictures = write_pictures(settings, result, html=html, png=png, svg=svg, disclosure=rule)
@@ -608,6 +627,7 @@ def run(
     min_k: MinK = None,
     k_policy: KPolicy = None,
     location_precision: Precision = None,
+    coarsen: Coarsen = False,
     fmt: Format = "table",
     min_count: MinCount = None,
     disclosure: Disclosure = None,
@@ -655,6 +675,7 @@ def run(
             absent=absent,
             disclosure=disclosure_rule(disclosure, min_count),
             max_reject_rate=max_reject_rate,
+            coarsen=coarsen,
             progress=not quiet,
             replace=replace,
             dry_run=dry_run,
@@ -868,6 +889,25 @@ def risk(
             max_unique_share=max_unique_share,
         )
         sys.stdout.write(render(result, fmt))
+
+
+lookup_app = typer.Typer(help="The postcode lookup versions loaded.", no_args_is_help=True)
+app.add_typer(lookup_app, name="lookup")
+
+
+@lookup_app.command("list")
+def lookup_list(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    fmt: Format = "table",
+    debug: Debug = False,
+) -> None:
+    """Every postcode lookup loaded: version, publication month, rows, checksum, source."""
+    from evergreen_etl.report.lookups import lookup_versions, render_lookup_versions
+
+    with _command(debug, True):
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        sys.stdout.write(render_lookup_versions(lookup_versions(settings), fmt))
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from evergreen_etl.failpoints import failpoint
 from evergreen_etl.models import LoadResult, LocationCounts
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.ckm import fill_record_keys
+from evergreen_etl.privacy.pseudonym import load_key
 from evergreen_etl.privacy.risk import KAnonymityGuard
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
@@ -36,6 +38,9 @@ from evergreen_etl.warehouse.dry_run import (
 from evergreen_etl.warehouse.engine import SchemaPolicy, open_warehouse, write_transaction
 from evergreen_etl.warehouse.guards import check_left_rate, check_not_future
 from evergreen_etl.warehouse.lookup import load_postcodes
+from evergreen_etl.warehouse.lookup_versions import LookupVersion
+from evergreen_etl.warehouse.precision import Tokeniser, check_precision
+from evergreen_etl.warehouse.relocate import Relocation, add_lookup_version
 from evergreen_etl.warehouse.replay import merge_into_history, plan_snapshot
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, stage_snapshot
 from evergreen_etl.warehouse.snapshot_facts import refresh_snapshot_facts
@@ -55,6 +60,7 @@ def load(
     engine: Engine | None = None,
     k_guard: KAnonymityGuard | None = None,
     precision: LocationPrecision | None = None,
+    coarsen: bool = False,
     progress: bool = True,
     dry_run: bool = False,
     max_left_rate: float | None = None,
@@ -71,7 +77,9 @@ def load(
     refused unless ``replace``, which records it as a correction of that snapshot. With
     ``k_guard``, the merged warehouse's k-anonymity is measured before the commit, to warn
     or to refuse the load. ``precision`` (default: the settings') decides what the warehouse
-    keeps of each postcode.
+    keeps of each postcode; another precision than the warehouse's is refused, unless
+    ``coarsen`` and coarser (every stored postcode is then rewritten). A new lookup is
+    recorded as a version and re-locates the whole history (``relocated``).
 
     A snapshot time more than a day ahead is refused unless ``allow_future``; a snapshot that
     would close the address of more than ``max_left_rate`` (default: the settings') of the
@@ -123,6 +131,8 @@ def load(
                         absent=absent,
                         k_guard=k_guard,
                         precision=LocationPrecision(precision or settings.location_precision),
+                        coarsen=coarsen,
+                        tokeniser=lambda: load_key(settings).postcode_tokeniser(),
                         progress=progress,
                         max_left_rate=left_rate,
                         dry_run=dry_run,
@@ -161,6 +171,8 @@ def _load_in_transaction(
     absent: AbsentPolicy,
     k_guard: KAnonymityGuard | None,
     precision: LocationPrecision,
+    coarsen: bool,
+    tokeniser: Callable[[], Tokeniser],
     progress: bool,
     max_left_rate: float,
     dry_run: bool,
@@ -178,8 +190,18 @@ def _load_in_transaction(
             log.info("this snapshot is already loaded: nothing to do")
             return skipped
         run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded)
-        return skipped.model_copy(update={"run_id": run_id, "postcodes_loaded": reloaded})
+        version, relocation = _new_version(conn, lookup, postcodes_sha, reloaded, run_id)
+        return skipped.model_copy(
+            update={
+                "run_id": run_id,
+                "postcodes_loaded": reloaded,
+                "lookup_version": version.version_id if version is not None else None,
+                "relocated": relocation.users,
+                "relocated_by_reason": relocation.by_reason,
+            }
+        )
 
+    coarsened = check_precision(conn, precision, coarsen=coarsen, tokeniser=tokeniser)
     started = utc_now()
     run_id = conn.execute(
         text(
@@ -198,6 +220,7 @@ def _load_in_transaction(
     ).scalar_one()
 
     postcodes_loaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
+    version, relocation = _new_version(conn, lookup, postcodes_sha, postcodes_loaded, run_id)
 
     staged = stage_snapshot(conn, staged_users)
     merged, replayed = merge_into_history(
@@ -224,6 +247,9 @@ def _load_in_transaction(
     details: dict[str, Any] = {
         "location": merged.location.model_dump(),
         "location_precision": precision.value,
+        "coarsened": coarsened,
+        "lookup_version": version.version_id if version is not None else None,
+        "relocated": relocation.model_dump(),
         "attributes_updated": merged.attributes_updated,
         "anonymise": {
             k: summary.get(k)
@@ -288,6 +314,10 @@ def _load_in_transaction(
         smallest_k=risk.smallest_k if risk is not None else None,
         replayed=replayed.users if replayed is not None else 0,
         replaced_run_id=plan.replaces.run_id if plan.replaces is not None else None,
+        lookup_version=version.version_id if version is not None else None,
+        relocated=relocation.users,
+        relocated_by_reason=relocation.by_reason,
+        coarsened=coarsened,
     )
 
 
@@ -308,6 +338,21 @@ def _load_lookup_if_changed(
     loaded = load_postcodes(conn, lookup, progress=progress)
     failpoint("load.postcodes_loaded")
     return loaded
+
+
+def _new_version(
+    conn: Connection,
+    lookup: PostcodeLookupReader,
+    postcodes_sha: str,
+    postcodes_loaded: int | None,
+    run_id: int,
+) -> tuple[LookupVersion | None, Relocation]:
+    """A lookup just loaded becomes the newest version and re-locates the history."""
+    if postcodes_loaded is None:
+        return None, Relocation()
+    return add_lookup_version(
+        conn, lookup, sha256=postcodes_sha, postcodes=postcodes_loaded, run_id=run_id
+    )
 
 
 def _record_lookup_run(

@@ -109,10 +109,42 @@ class LoadResult(_Frozen):
         0, description="users whose history a late or replacing snapshot re-derived"
     )
     replaced_run_id: int | None = Field(None, description="the load this one corrected")
+    lookup_version: int | None = Field(
+        None, description="The lookup version this load recorded (None: lookup unchanged)"
+    )
+    relocated: int = Field(
+        0, description="Users the new lookup version located in another authority, any period"
+    )
+    relocated_by_reason: dict[str, int] = Field(
+        default_factory=dict,
+        description="relocated per reason: matched, moved, partial, unmatched",
+    )
+    coarsened: bool = Field(False, description="Every stored postcode was coarsened first")
     dry_run: bool = Field(False, description="True when the merge was computed and rolled back")
 
 
-Boundaries = Literal["supplied", "current"]
+Boundaries = Literal["lookup", "recorded", "current", "supplied"]
+"""The boundary basis of a report by authority: ``lookup`` (every period located with the
+newest lookup, the default), ``recorded`` (as located when loaded), ``current`` (the newest
+lookup, then today's codes). ``supplied`` is the old name of ``lookup``."""
+
+
+class BoundaryBasis(_Frozen):
+    """Which boundaries and which lookup version a report by authority is on."""
+
+    basis: Literal["lookup", "recorded", "current"]
+    lookup_version: int | None = Field(description="The lookup version (None: none loaded)")
+    lookup_published: str | None = Field(None, description="YYYY-MM it was published")
+    not_relocatable: int | None = Field(
+        0,
+        description="Users kept at their recorded authority: stored without a full postcode "
+        "(published under the report's disclosure rule)",
+    )
+    approximate: int | None = Field(
+        None,
+        description="current basis: users mapped to today's code through an approximate "
+        "mapping (published under the report's disclosure rule)",
+    )
 
 
 class AnalysisRow(_Frozen):
@@ -155,6 +187,9 @@ class Analysis(_Frozen, Generic[RowT]):
     disclosure: str = Field("none", description="The disclosure rule applied to the counts")
     min_count: int | None = None
     note: str | None = Field(None, description="How small counts were treated")
+    basis: BoundaryBasis | None = Field(
+        None, description="Boundary basis and lookup version (reports by authority)"
+    )
 
     @property
     def total(self) -> int | None:

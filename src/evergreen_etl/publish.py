@@ -40,6 +40,7 @@ from evergreen_etl.report.results import Analysis, Boundaries
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse
+from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_version
 
 log = logging.getLogger("evergreen_etl.publish")
 
@@ -101,13 +102,15 @@ def publish(
         with open_warehouse(settings, engine) as eng:
             results = publish_all(eng, moment, rule, boundary_sets=(BOUNDARIES,))
             runs = run_sql(eng, "published_runs", {"as_of": moment})
+            with eng.connect() as conn:
+                version = newest_version(conn)
             headline = next(r for r in results if r.name == HEADLINE)
             bars, users = pictures(settings, headline, disclosure=rule, engine=eng)
         files = _write_tables(staging, results)
         page = staging / PAGE
         page.write_text(render_html(headline, bars, users), encoding="utf-8")
         files.append(_described(page, None, None))
-        manifest = _manifest(moment, rule, results, runs, files)
+        manifest = _manifest(moment, rule, results, runs, files, version)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         for path in staging.iterdir():
             _fsync(path)
@@ -171,6 +174,7 @@ def _manifest(
     results: list[Analysis[Any]],
     runs: list[dict[str, Any]],
     files: list[PublishedFile],
+    version: LookupVersion | None,
 ) -> dict[str, Any]:
     from evergreen_etl import __version__
 
@@ -183,6 +187,9 @@ def _manifest(
         "min_count": min_count_of(rule),
         "boundaries": BOUNDARIES,
         "lookup_sha256": lookups[-1] if lookups else None,
+        # The lookup version the figures are on ('supplied' is the old name of 'lookup').
+        "lookup_version": version.version_id if version is not None else None,
+        "lookup_published": version.published if version is not None else None,
         "run_ids": [int(r["run_id"]) for r in runs],
         "tables": {
             r.name: {

@@ -47,7 +47,9 @@ class WarehouseStatus(_Frozen):
     snapshots_loaded: int
     newest_as_of: UtcDateTime | None
     lookup_version: str | None = Field(
-        None, description="The postcode lookup's version, once the warehouse records one"
+        None,
+        description="The postcode lookup version in use and its publication month, "
+        "e.g. '2 (2025-11)' (`lookup list`); None before the first lookup",
     )
     configured_key_id: str | None = Field(description="None when no key is configured yet")
     warehouse_key_id: str | None
@@ -124,7 +126,19 @@ def _history(conn: Connection) -> dict[str, object]:
         "newest_as_of": _time(loaded.newest),
         "warehouse_key_id": warehouse_key_id(conn),
         "last_run": None if last is None else LastRun.model_validate(dict(last._mapping)),
+        "lookup_version": _lookup_version(conn),
     }
+
+
+def _lookup_version(conn: Connection) -> str | None:
+    from evergreen_etl.warehouse.lookup_versions import newest_version
+
+    if not inspect(conn).has_table("lookup_version"):  # a schema from before versions
+        return None
+    version = newest_version(conn)
+    if version is None:
+        return None
+    return f"{version.version_id} ({version.published or 'month unknown'})"
 
 
 def _time(value: object) -> object:

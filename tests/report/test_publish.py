@@ -75,6 +75,7 @@ def test_every_file_is_in_the_manifest_with_its_checksum(
     assert written["run_ids"] == [1, 2, 3]
     assert written["boundaries"] == "supplied"
     assert len(written["lookup_sha256"]) == 64
+    assert (written["lookup_version"], written["lookup_published"]) == (1, "2023-01")
     assert written["package_version"]
 
 

@@ -29,12 +29,13 @@ def test_envelope_carries_the_rows_and_how_they_were_made(sqlite_scenario: Wareh
     assert document["as_of"] == "2024-04-15T00:00:00Z"
     assert document["rule"] == "nhs"
     assert document["boundary_basis"] == "current"
-    assert document["lookup_version"] is None
+    assert document["lookup_version"] == 1  # the scenario's one lookup (README, "Boundaries ...")
+    assert document["lookup_published"] == "1980-01"
     assert document["package_version"] == __version__
     assert _Z_TIME.match(document["generated_at"])
     supplied = runner.invoke(app, args(sqlite_scenario, *common, "--with-metadata"))
     assert json.loads(supplied.stdout)["rows"] == json.loads(plain.stdout)
-    assert json.loads(supplied.stdout)["boundary_basis"] == "supplied"
+    assert json.loads(supplied.stdout)["boundary_basis"] == "lookup"  # 'supplied' is its old name
 
 
 def test_plain_json_stays_a_list(sqlite_scenario: Warehouse) -> None:
@@ -44,7 +45,8 @@ def test_plain_json_stays_a_list(sqlite_scenario: Warehouse) -> None:
 
 
 def test_with_metadata_needs_json(sqlite_scenario: Warehouse) -> None:
-    """--with-metadata with the table format is a one-line configuration error (exit 2)."""
+    """--with-metadata with the table format is a one-line configuration error (exit 2): the
+    table states its basis and version in its title already."""
     result = CliRunner().invoke(app, args(sqlite_scenario, "--with-metadata"))
     assert result.exit_code == 2
     assert "--with-metadata needs --format json" in result.stderr

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.models import Report
 from evergreen_etl.privacy.disclosure import NO_DISCLOSURE_CONTROL
+from evergreen_etl.report.boundaries import basis_name, basis_parameters, measure_basis
 from evergreen_etl.report.catalog import (
     HEADLINE,
     REPORTS,
@@ -36,7 +37,7 @@ from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse
-from evergreen_etl.warehouse.history import known_at
+from evergreen_etl.warehouse.history import known_at, resolve_known_at
 
 __all__ = [
     "HEADLINE",
@@ -75,7 +76,7 @@ def report(
     *,
     as_of: datetime | None = None,
     engine: Engine | None = None,
-    boundaries: Boundaries = "supplied",
+    boundaries: Boundaries = "lookup",
     disclosure: DisclosureRule = NO_DISCLOSURE_CONTROL,
     as_known_at: int | datetime | None = None,
 ) -> Report:
@@ -115,23 +116,34 @@ def analysis(
 
     ``as_of`` (default now) is the time of a report by place, or the latest snapshot of a
     report by run. ``movers`` compares ``from_time`` with ``to_time`` (default ``as_of``).
-    ``boundaries`` applies to reports by authority: the lookup's codes (``supplied``, the
-    default) or today's (``current``). ``as_known_at`` reads the warehouse as it was right
-    after that run (see :func:`report`).
+    ``boundaries`` applies to reports by authority (see :mod:`evergreen_etl.report.boundaries`):
+    ``lookup`` (the default; ``supplied`` is its old name), ``recorded`` or ``current``; the
+    result's ``basis`` says which, and on which lookup version. ``as_known_at`` reads the
+    warehouse as it was right after that run (see :func:`report`), on the lookup version
+    loaded by then.
     """
     spec = get_spec(name)
     _check_options(spec, from_time=from_time, to_time=to_time, boundaries=boundaries)
-    if spec.by_authority and boundaries is None:
-        boundaries = "supplied"
+    basis = basis_name(boundaries)
     moment = _moment(to_time or as_of)
     start = to_utc_naive(from_time) if from_time else None
     if start is not None and start >= moment:
         raise ConfigurationError("--from must be before --to")
-    parameters = _parameters(moment, boundaries or "supplied")
+    parameters = _parameters(moment, basis)
     parameters.update(from_time=start, to_time=moment)
     with open_warehouse(settings, engine) as eng, known_at(eng, as_known_at) as past:
+        with past.connect() as conn:
+            by_run = resolve_known_at(conn, as_known_at) if as_known_at is not None else None
+            basis_sql, version = basis_parameters(conn, basis, by_run=by_run)
+        parameters.update(basis_sql)
+        # The periodic-snapshot facts hold the latest knowledge; the past reads the history.
         sql = spec.snapshot_sql if as_known_at is None and spec.snapshot_sql else spec.sql
         raw = run_sql(past, sql, parameters, spec.result_types)
+        stated = (
+            measure_basis(past, basis, version, parameters, disclosure)
+            if spec.by_authority
+            else None
+        )
         return publish_report(
             past,
             spec,
@@ -139,7 +151,9 @@ def analysis(
             rule=disclosure,
             as_of=moment,
             from_time=start,
-            boundaries=boundaries,
+            # As asked ('supplied' stays the old name of 'lookup'); the default is 'lookup'.
+            boundaries=(boundaries or basis) if spec.by_authority else None,
+            basis=stated,
         )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, BindParameter, Boolean, DateTime, Engine, Integer, 
 from sqlalchemy.types import TypeEngine
 
 from evergreen_etl.errors import ConfigurationError
+from evergreen_etl.report.boundaries import basis_title
 from evergreen_etl.report.disclosure import (
     Difference,
     DisclosureRule,
@@ -26,6 +27,7 @@ from evergreen_etl.report.results import (
     AnalysisRow,
     AuthorityMoves,
     Boundaries,
+    BoundaryBasis,
     CountryUsers,
     LocalAuthorityUsers,
     PostcodeStatusUsers,
@@ -276,8 +278,10 @@ def title_for(
     as_of: datetime,
     from_time: datetime | None,
     boundaries: Boundaries | None,
+    basis: BoundaryBasis | None = None,
 ) -> str:
-    """The report's title, with its time (or period) and boundaries."""
+    """The report's title, with its time (or period) and boundaries (its basis and lookup
+    version when known)."""
     if spec.period and from_time is not None:
         when = f"from {from_time:%Y-%m-%d %H:%M:%S} to {as_of:%Y-%m-%d %H:%M:%S} UTC"
     elif spec.by_run:
@@ -285,6 +289,8 @@ def title_for(
     else:
         when = f"at {as_of:%Y-%m-%d %H:%M:%S} UTC"
     suffix = " (today's authority boundaries)" if boundaries == "current" else ""
+    if basis is not None:
+        suffix = f" ({basis_title(basis)})"
     return f"{spec.title} {when}{suffix}"
 
 
@@ -301,6 +307,7 @@ def published(
     as_of: datetime,
     from_time: datetime | None = None,
     boundaries: Boundaries | None = None,
+    basis: BoundaryBasis | None = None,
     hide: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
     hide_totals: Collection[str] = (),
     prepared: bool = False,
@@ -324,7 +331,7 @@ def published(
     result_type = cast(type[Analysis[RowT]], Analysis[spec.row])  # type: ignore[name-defined]
     return result_type(
         name=spec.name,
-        title=title_for(spec, as_of, from_time, boundaries),
+        title=title_for(spec, as_of, from_time, boundaries, basis),
         as_of=as_of,
         from_time=from_time,
         boundaries=boundaries,
@@ -340,4 +347,5 @@ def published(
         disclosure=rule.name,
         min_count=min_count_of(rule),
         note=describe(rule),
+        basis=basis,
     )

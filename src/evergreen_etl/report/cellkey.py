@@ -20,6 +20,7 @@ from evergreen_etl.privacy.ckm import CELL_KEYS, perturb
 from evergreen_etl.privacy.disclosure import DisclosureRule, NhsRule
 from evergreen_etl.report.catalog import run_sql
 from evergreen_etl.report.results import Boundaries
+from evergreen_etl.warehouse.lookup_versions import newest_version
 
 AT_TIME = ("local-authority", "region", "country", "sex-age", "postcode-status")
 FineCell = Mapping[str, Any]
@@ -73,9 +74,15 @@ def perturbed(
     boundaries: Boundaries | None,
 ) -> tuple[list[dict[str, Any]], dict[str, int | None]]:
     """The (prepared) rows of report ``name`` with each count perturbed, and its total."""
-    fine = run_sql(engine, "cell_keys", {"as_of": as_of, "as_of_year": as_of.year})
+    with engine.connect() as conn:
+        version = newest_version(conn)
+    # Every period where the newest lookup puts it, but on the recorded basis.
+    relocated = version is not None and boundaries != "recorded"
+    parameters = {"as_of": as_of, "as_of_year": as_of.year}
+    parameters["lookup_version"] = version.version_id if version and relocated else None
+    fine = run_sql(engine, "cell_keys", parameters)
     places = {str(p["supplied_code"]): p for p in run_sql(engine, "authority_hierarchy", {})}
-    group = _grouping(name, boundaries or "supplied", places)
+    group = _grouping(name, "current" if boundaries == "current" else "supplied", places)
     counts: dict[tuple[Any, ...], int] = defaultdict(int)
     keys: dict[tuple[Any, ...], int] = defaultdict(int)
     for cell in fine:

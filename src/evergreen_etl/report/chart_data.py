@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
+from evergreen_etl.report.boundaries import basis_short
 from evergreen_etl.report.catalog import REPORTS, run_sql
 from evergreen_etl.report.disclosure import (
     MAP_MIN_USERS,
@@ -77,8 +78,10 @@ def chart(result: Analysis[Any], limit: int = CHART_BARS) -> Chart:
     top = drawable[:limit]
     what = value_column.replace("_", " ")
     shown = f"Top {len(top)} {noun}" if len(drawable) > limit else noun.capitalize()
+    # The boundary basis and lookup version go in the title: a PNG travels without its page.
+    on = f" ({basis_short(result.basis)})" if result.basis is not None else ""
     return Chart(
-        title=f"{shown} by {what}",
+        title=f"{shown} by {what}{on}",
         value_label=what,
         bars=top,
         hidden=hidden,

@@ -12,6 +12,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from evergreen_etl.report.boundaries import basis_note
 from evergreen_etl.report.chart_data import Chart
 from evergreen_etl.report.disclosure import SUPPRESSED
 from evergreen_etl.report.render import column_label, format_value
@@ -211,6 +212,8 @@ def _legend(least: int, most: int, height: float) -> str:
 def render_html(result: Analysis[Any], chart: Chart, user_map: UserMap) -> str:
     """The page for ``result``: its table, ``chart`` and ``user_map``, as one HTML document."""
     note = f'<p class="note">{escape(result.note)}</p>' if result.note else ""
+    if result.basis is not None:
+        note = f'<p class="meta basis">{escape(basis_note(result.basis))}</p>\n{note}'.rstrip()
     hidden = (
         f" {chart.hidden} suppressed {'row is' if chart.hidden == 1 else 'rows are'} not drawn."
         if chart.hidden

@@ -33,7 +33,8 @@ from evergreen_etl.report.cellkey import (
     rule_for_report,
     uses_cell_keys,
 )
-from evergreen_etl.report.results import Analysis, Boundaries
+from evergreen_etl.report.results import Analysis, Boundaries, BoundaryBasis
+from evergreen_etl.warehouse.lookup_versions import newest_version
 
 BY_RUN = ("joiners-leavers", "data-quality")
 PUBLISHED = AT_TIME + BY_RUN
@@ -90,7 +91,7 @@ class Publication:
         for table, rows in self.tables.items():
             relations.extend(_table_totals(table, rows))
         relations.extend(_same_totals(list(self.tables)))
-        for boundaries in BOUNDARY_SETS:
+        for boundaries in sorted({b for _, b in self.tables if b is not None}):
             relations.extend(self._geography(boundaries))
         relations.extend(self._boundary_sets())
         relations.extend(self._by_run())
@@ -102,10 +103,12 @@ class Publication:
     def _geography(self, boundaries: Boundaries) -> Iterator[Relation]:
         region_of: dict[str, str] = {}
         country_of: dict[str, str] = {}
+        # The recorded basis keeps the supplied codes, as the lookup basis does.
+        side = "current" if boundaries == "current" else "supplied"
         for place in self.hierarchy:
-            code = place[f"{boundaries}_code"]
-            region_of.setdefault(code, place[f"{boundaries}_region"])
-            country_of.setdefault(place[f"{boundaries}_region"], place[f"{boundaries}_country"])
+            code = place[f"{side}_code"]
+            region_of.setdefault(code, place[f"{side}_region"])
+            country_of.setdefault(place[f"{side}_region"], place[f"{side}_country"])
         authorities = self._rows("local-authority", boundaries)
         yield from _sums(
             ("region", boundaries),
@@ -315,11 +318,16 @@ def gather(
 ) -> Publication:
     """The true rows of the reports ``names`` at ``as_of`` (under each boundary set)."""
     tables: dict[TableId, list[dict[str, Any]]] = {}
+    with engine.connect() as conn:
+        version = newest_version(conn)
     for name in names:
         spec = REPORTS[name]
         for boundaries in boundary_sets if spec.by_authority else (None,):
             parameters = {"as_of": as_of, "as_of_year": as_of.year}
             parameters["boundaries"] = boundaries or "supplied"
+            # Every period where the newest lookup puts it, but on the recorded basis.
+            relocated = version is not None and boundaries != "recorded"
+            parameters["lookup_version"] = version.version_id if version and relocated else None
             raw = run_sql(engine, spec.sql, parameters, spec.result_types)
             tables[(name, boundaries)] = prepared_rows(spec, raw)
     hierarchy = run_sql(engine, "authority_hierarchy", {})
@@ -344,7 +352,8 @@ def protection(
         return None
     table_boundaries = boundaries if spec.by_authority else None
     if spec.name in PUBLISHED:
-        publication = gather(engine, as_of)
+        extra = (boundaries,) if boundaries is not None and boundaries not in BOUNDARY_SETS else ()
+        publication = gather(engine, as_of, boundary_sets=(*BOUNDARY_SETS, *extra))
     else:
         publication = Publication({(spec.name, table_boundaries): prepared_rows(spec, raw)})
     hidden = publication.hidden(rule)
@@ -361,15 +370,29 @@ def publish_report(
     as_of: datetime,
     from_time: datetime | None = None,
     boundaries: Boundaries | None = None,
+    basis: BoundaryBasis | None = None,
 ) -> Analysis[Any]:
-    """Report ``spec``'s true rows published under ``rule``, within its publication."""
+    """Report ``spec``'s true rows published under ``rule``, within its publication.
+
+    ``boundaries`` 'lookup' is the publication's 'supplied' (its old name); ``basis`` is
+    stated on the result."""
+    stated = boundaries
+    if boundaries == "lookup":
+        boundaries = "supplied"
     rule = rule_for_report(rule, spec.name)
     if uses_cell_keys(rule, spec.name):
         rows, totals = perturbed(
             engine, spec.name, prepared_rows(spec, raw), as_of=as_of, boundaries=boundaries
         )
         return published(
-            spec, rows, rule, as_of=as_of, boundaries=boundaries, prepared=True, totals=totals
+            spec,
+            rows,
+            rule,
+            as_of=as_of,
+            boundaries=stated,
+            basis=basis,
+            prepared=True,
+            totals=totals,
         )
     guard = protection(engine, spec, raw, as_of=as_of, boundaries=boundaries, rule=rule)
     return published(
@@ -378,7 +401,8 @@ def publish_report(
         rule,
         as_of=as_of,
         from_time=from_time,
-        boundaries=boundaries,
+        boundaries=stated,
+        basis=basis,
         hide=guard.columns if guard else None,
         hide_totals=guard.totals if guard else (),
     )

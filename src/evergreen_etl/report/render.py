@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from evergreen_etl.report.boundaries import basis_note
 from evergreen_etl.report.disclosure import SUPPRESSED
 from evergreen_etl.report.results import Analysis
 from evergreen_etl.safe_text import csv_writer, terminal_text
@@ -51,8 +52,10 @@ def text_table(
     *,
     footer: Sequence[str] | None = None,
     note: str | None = None,
+    caption: str | None = None,
 ) -> str:
-    """A plain-text table: the title, a header, a rule, the rows, and a totals line.
+    """A plain-text table: the title (and a caption), a header, a rule, the rows, and a
+    totals line.
 
     ``columns`` are ``(label, right_aligned)`` pairs. Cells are never wrapped or cut, so the
     text greps and diffs well however wide it is; written without a terminal library, it
@@ -74,7 +77,8 @@ def text_table(
         return " │ ".join(padded).rstrip()
 
     rule = "─┼─".join("─" * width for width in widths)
-    out = [title, "", line(labels), rule, *(line(cells) for cells in body)]
+    out = [title, *([caption] if caption else []), "", line(labels), rule]
+    out += [line(cells) for cells in body]
     if footer is not None:
         out += [rule, line(footer)]
     if note:
@@ -144,6 +148,7 @@ def render(result: Analysis[Any], fmt: ReportFormat) -> str:
         (_table_cells(row, result.columns, counts) for row in result.rows),
         footer=footer if result.totals else None,
         note=result.note,
+        caption=basis_note(result.basis) if result.basis is not None else None,
     )
 
 

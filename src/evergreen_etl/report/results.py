@@ -10,7 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evergreen_etl.models import Analysis, AnalysisRow, Boundaries, LocalAuthorityUsers, RowT
+from evergreen_etl.models import (
+    Analysis,
+    AnalysisRow,
+    Boundaries,
+    BoundaryBasis,
+    LocalAuthorityUsers,
+    RowT,
+)
 from evergreen_etl.times import UtcDateTime
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "AnalysisRow",
     "AuthorityMoves",
     "Boundaries",
+    "BoundaryBasis",
     "CountryUsers",
     "LocalAuthorityUsers",
     "MapCell",

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, text
 from evergreen_etl.progress import Progress
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.warehouse.dialect import backend_for, bulk_insert_batches, bulk_work
+from evergreen_etl.warehouse.lookup_versions import successions
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
 log = logging.getLogger("evergreen_etl.load")
@@ -37,15 +38,22 @@ _AUTHORITY_COLUMNS = (
     "country_name",
     "current_code",
     "is_current",
+    "current_mapping",
 )
 
 
 def shipped_authorities() -> dict[str, dict[str, object]]:
-    """Every district code since 2011 from the ONS table shipped with the package (OGL v3)."""
+    """Every district code since 2011 from the ONS table shipped with the package (OGL v3).
+
+    A retired code's ``current_code`` is the end of its chain of successors (la_successors.csv),
+    and ``current_mapping`` says whether that chain is exact or approximate.
+    """
+    chains = successions()
     resource = files("evergreen_etl") / "reference" / "local_authorities.csv"
     rows: dict[str, dict[str, object]] = {}
     with io.StringIO(resource.read_text(encoding="utf-8")) as handle:
         for row in csv.DictReader(handle):
+            current, mapping = chains.get(row["LADCD"], (row["LADCD_ACTIVE"] or row["LADCD"], None))
             rows[row["LADCD"]] = {
                 "code": row["LADCD"],
                 "name": row["LADNM"],
@@ -53,8 +61,9 @@ def shipped_authorities() -> dict[str, dict[str, object]]:
                 "region_name": row["RGNNM"] or None,
                 "country_code": row["CTRYCD"] or None,
                 "country_name": row["CTRYNM"] or None,
-                "current_code": row["LADCD_ACTIVE"] or row["LADCD"],
+                "current_code": current,
                 "is_current": row["Current"].upper() == "TRUE",
+                "current_mapping": mapping,
             }
     return rows
 
@@ -138,6 +147,7 @@ def _load_authorities(conn: Connection, zip_names: dict[str, str]) -> None:
                 "country_name": None,
                 "current_code": code,
                 "is_current": True,
+                "current_mapping": None,
             }
     for code, name in zip_names.items():
         if code in wanted and name:

@@ -52,6 +52,11 @@ dim_local_authority = Table(
     Column("country_name", String(64)),
     Column("current_code", String(16), comment="The authority that holds this area today"),
     Column("is_current", Boolean, nullable=False, server_default=text("true")),
+    Column(
+        "current_mapping",
+        String(11),
+        comment="exact or approximate: how current_code holds this area (NULL: it is current)",
+    ),
     comment="Local authority districts, with an explicit unknown member",
 )
 
@@ -244,4 +249,56 @@ fact_snapshot_authority = Table(
     ),
     Column("users", Integer, nullable=False, comment="Users whose address row was valid at t"),
     comment="Users by local authority at each loaded snapshot (periodic snapshot facts)",
+)
+
+lookup_version = Table(
+    "lookup_version",
+    metadata,
+    Column("version_id", Integer, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False),
+    Column("source", String(512), nullable=False, comment="URL or file name it was loaded from"),
+    Column("published", String(7), comment="YYYY-MM: the lookup's publication month"),
+    Column(
+        "published_from",
+        String(4),
+        nullable=False,
+        comment="name: read from the file name; data: the newest introduction date in it",
+    ),
+    Column("postcodes", Integer, nullable=False),
+    Column("loaded_at", DateTime, nullable=False),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("etl_run.run_id", ondelete="SET NULL"),
+        comment="The load that brought it",
+    ),
+    comment="Every postcode lookup loaded, in order: the newest is dim_postcode",
+)
+
+address_relocation = Table(
+    "address_relocation",
+    metadata,
+    Column(
+        "version_id",
+        Integer,
+        ForeignKey("lookup_version.version_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "address_id",
+        SurrogateKey,
+        ForeignKey("user_address.address_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "local_authority_code",
+        String(16),
+        ForeignKey("dim_local_authority.code"),
+        nullable=False,
+    ),
+    Column("location_status", String(20), nullable=False),
+    comment="Address periods a lookup version locates elsewhere than they were recorded",
+    # SQLite: the rows live in the primary key's B-tree, so a report's probe per period
+    # finds the authority in one look-up instead of two.
+    sqlite_with_rowid=False,
 )

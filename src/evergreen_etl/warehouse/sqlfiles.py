@@ -50,7 +50,13 @@ def _fill(sql: str, source: str) -> str:
         column = match.start() - (sql.rfind("\n", 0, match.start()) + 1)
         return known[name].replace("\n", "\n" + " " * column)
 
-    return _PLACEHOLDER.sub(replace, sql)
+    # A fragment may name another: fill until none is left (fragments do not name themselves).
+    for _ in range(len(known) + 1):
+        filled = _PLACEHOLDER.sub(replace, sql)
+        if filled == sql:
+            break
+        sql = filled
+    return sql
 
 
 @cache

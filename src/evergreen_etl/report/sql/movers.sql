@@ -12,14 +12,18 @@ WITH authority AS (
 at_start AS (
     SELECT a.user_id, la.code, la.name
     FROM user_address AS a
-    JOIN authority AS la ON la.supplied_code = a.local_authority_code
+    {{ relocation }}
+    JOIN authority AS la
+      ON la.supplied_code = COALESCE(r.local_authority_code, a.local_authority_code)
     WHERE a.valid_from <= :from_time
       AND (a.valid_to IS NULL OR a.valid_to > :from_time)
 ),
 at_end AS (
     SELECT a.user_id, la.code, la.name
     FROM user_address AS a
-    JOIN authority AS la ON la.supplied_code = a.local_authority_code
+    {{ relocation }}
+    JOIN authority AS la
+      ON la.supplied_code = COALESCE(r.local_authority_code, a.local_authority_code)
     WHERE a.valid_from <= :to_time
       AND (a.valid_to IS NULL OR a.valid_to > :to_time)
 ),

@@ -3,16 +3,15 @@
 WITH authority AS (
     {{ authority }}
 ),
-located AS (
-    SELECT a.user_id,
-           COALESCE(la.country_code, 'UNKNOWN') AS country_code,
-           COALESCE(la.country_name, 'Unknown') AS country_name
-    FROM user_address AS a
-    JOIN authority AS la ON la.supplied_code = a.local_authority_code
-    WHERE a.valid_from <= :as_of
-      AND (a.valid_to IS NULL OR a.valid_to > :as_of)
+-- Periods are counted per authority code first (see users_by_local_authority.sql).
+counts AS (
+    {{ located_counts }}
 )
-SELECT country_code, country_name, COUNT(DISTINCT user_id) AS users
-FROM located
-GROUP BY country_code, country_name
+SELECT COALESCE(la.country_code, 'UNKNOWN') AS country_code,
+       COALESCE(la.country_name, 'Unknown') AS country_name,
+       SUM(c.users) AS users
+FROM counts AS c
+JOIN authority AS la ON la.supplied_code = c.supplied_code
+GROUP BY COALESCE(la.country_code, 'UNKNOWN'), COALESCE(la.country_name, 'Unknown')
+HAVING SUM(c.users) > 0
 ORDER BY users DESC, country_code

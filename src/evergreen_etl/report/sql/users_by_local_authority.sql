@@ -5,19 +5,17 @@
 -- COUNT(*) counts distinct users: a user's periods never overlap (the load only closes and
 -- opens rows at one instant, and one current row per user is a unique index), so at most one
 -- row per user is valid at any time; COUNT(DISTINCT) would sort a million ids to find that.
--- :boundaries is 'supplied' (the lookup's own authority codes) or 'current' (abolished codes
--- mapped to the authority that holds their area today): the shared fragment 'authority'
--- (warehouse/sql/fragments.sql) maps each supplied code.
+-- :boundaries is 'lookup' or 'recorded' (the lookup's own authority codes) or 'current'
+-- (retired codes mapped to the authority that holds their area today): the shared fragment
+-- 'authority' (warehouse/sql/fragments.sql) maps each supplied code.
+-- :lookup_version (NULL on the recorded basis) is the lookup version whose re-located periods
+-- (address_relocation) count where that version puts them instead of where they were recorded.
 WITH authority AS (
     {{ authority }}
 ),
--- Rows are counted per supplied code first, so that the join and the grouping by name see a
--- few hundred counts instead of a million rows.
+-- Rows are counted per supplied code first (the shared fragment 'located_counts'), so that
+-- the join and the grouping by name see a few hundred counts instead of a million rows.
 counts AS (
-    SELECT a.local_authority_code AS supplied_code, COUNT(*) AS users
-    FROM user_address AS a
-    WHERE a.valid_from <= :as_of
-      AND (a.valid_to IS NULL OR a.valid_to > :as_of)
-    GROUP BY a.local_authority_code
+    {{ located_counts }}
 )
 {{ users_by_authority }}

@@ -6,10 +6,13 @@
 WITH authority AS (
     {{ authority }}
 ),
+-- The facts count per recorded code; the periods a newer lookup version re-located move after.
 counts AS (
     SELECT f.local_authority_code AS supplied_code, f.users
     FROM fact_snapshot_authority AS f
     WHERE f.snapshot_at = (SELECT MAX(r.as_of) FROM etl_run AS r
                            WHERE r.status = 'succeeded' AND r.as_of <= :as_of)
+    UNION ALL
+    {{ relocated_counts }}
 )
 {{ users_by_authority }}

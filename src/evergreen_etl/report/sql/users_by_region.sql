@@ -5,16 +5,15 @@
 WITH authority AS (
     {{ authority }}
 ),
-located AS (
-    SELECT a.user_id,
-           COALESCE(la.region_code, 'UNKNOWN') AS region_code,
-           COALESCE(la.region_name, 'Unknown') AS region_name
-    FROM user_address AS a
-    JOIN authority AS la ON la.supplied_code = a.local_authority_code
-    WHERE a.valid_from <= :as_of
-      AND (a.valid_to IS NULL OR a.valid_to > :as_of)
+-- Periods are counted per authority code first (see users_by_local_authority.sql).
+counts AS (
+    {{ located_counts }}
 )
-SELECT region_code, region_name, COUNT(DISTINCT user_id) AS users
-FROM located
-GROUP BY region_code, region_name
+SELECT COALESCE(la.region_code, 'UNKNOWN') AS region_code,
+       COALESCE(la.region_name, 'Unknown') AS region_name,
+       SUM(c.users) AS users
+FROM counts AS c
+JOIN authority AS la ON la.supplied_code = c.supplied_code
+GROUP BY COALESCE(la.region_code, 'UNKNOWN'), COALESCE(la.region_name, 'Unknown')
+HAVING SUM(c.users) > 0
 ORDER BY users DESC, region_code

@@ -14,7 +14,9 @@ located AS (
            {{ age_band }} AS age_band
     FROM user_address AS a
     JOIN dim_user AS u ON u.user_id = a.user_id
-    JOIN authority AS la ON la.supplied_code = a.local_authority_code
+    {{ relocation }}
+    JOIN authority AS la
+      ON la.supplied_code = COALESCE(r.local_authority_code, a.local_authority_code)
     WHERE a.valid_from <= :as_of
       AND (a.valid_to IS NULL OR a.valid_to > :as_of)
 )

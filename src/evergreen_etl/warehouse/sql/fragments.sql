@@ -5,8 +5,9 @@
 
 -- fragment: authority
 -- Each authority code the lookup supplies, with the authority, region and country its users
--- count under. :boundaries is 'supplied' (the lookup's own codes) or 'current' (an abolished
--- code mapped to the authority that holds its area today, dim_local_authority.current_code).
+-- count under. :boundaries is 'lookup' or 'recorded' (the lookup's own codes) or 'current' (a
+-- retired code mapped to the authority that holds its area today, dim_local_authority.current_code,
+-- the end of its chain of successors in reference/la_successors.csv).
 -- ONS regions cover England only: in Wales, Scotland and Northern Ireland the region is the
 -- country, as in ONS's own region-level tables. Use it as a CTE body:
 -- WITH authority AS (...) ... JOIN authority AS la ON la.supplied_code = a.local_authority_code
@@ -22,6 +23,82 @@ SELECT supplied.code                                            AS supplied_code
 FROM dim_local_authority AS supplied
 LEFT JOIN dim_local_authority AS today
   ON :boundaries = 'current' AND today.code = supplied.current_code
+
+-- fragment: relocation
+-- The address periods user_address AS a that lookup version :lookup_version locates elsewhere
+-- than they were recorded (address_relocation, one row per such period). Joined after a:
+-- COALESCE(r.local_authority_code, a.local_authority_code) is then the period's authority on
+-- the lookup basis. :lookup_version is NULL on the recorded basis: no row joins.
+LEFT JOIN address_relocation AS r
+  ON r.version_id = :lookup_version AND r.address_id = a.address_id
+
+-- fragment: location_code
+-- The authority a postcode locates to (SPEC §4): a full postcode's from the lookup row
+-- dim_postcode AS p, an outward code alone's from dim_postcode_district AS d when all its live
+-- postcodes lie in one authority, else UNKNOWN (schema.UNKNOWN_AUTHORITY). The postcode's kind
+-- is s.postcode_kind. The merge locates a snapshot with it, re-location the stored history.
+CASE
+  WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
+    THEN p.local_authority_code
+  WHEN s.postcode_kind = 'partial' AND d.local_authority_code IS NOT NULL
+    THEN d.local_authority_code
+  ELSE 'UNKNOWN'
+END
+
+-- fragment: location_status
+-- How the postcode of location_code was located (report/catalog.py LOCATION_STATUS).
+CASE
+  WHEN s.postcode_kind = 'full' AND p.postcode IS NULL THEN 'unmatched'
+  WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NULL THEN 'no_authority'
+  WHEN s.postcode_kind = 'full' THEN 'full_matched'
+  WHEN s.postcode_kind = 'partial' AND d.local_authority_code IS NOT NULL THEN 'partial_resolved'
+  WHEN s.postcode_kind = 'partial' THEN 'partial_unresolved'
+  ELSE s.postcode_kind
+END
+
+-- fragment: located_counts
+-- The address periods valid at :as_of counted per authority code (supplied_code, users): each
+-- period once, where lookup version :lookup_version locates it (NULL: where it was recorded).
+-- A user's periods never overlap, so the counts are distinct users. The periods are counted
+-- per recorded code first (a few hundred counts from the covering index), then each
+-- re-located period moves from its recorded code to the lookup's: a few rows read through
+-- address_relocation's key, not a second pass over every period. Use it as a CTE body; a
+-- code may come out more than once, and a code's users add up with SUM(users).
+SELECT a.local_authority_code AS supplied_code, COUNT(*) AS users
+FROM user_address AS a
+WHERE a.valid_from <= :as_of
+  AND (a.valid_to IS NULL OR a.valid_to > :as_of)
+GROUP BY a.local_authority_code
+UNION ALL
+{{ relocated_counts }}
+
+-- fragment: relocated_counts
+-- What lookup version :lookup_version changes in the counts per authority code at :as_of: +1
+-- under the code it locates each re-located period in, -1 under the code the period was
+-- recorded with (no rows when :lookup_version is NULL). Added to counts per recorded code
+-- (from the history, or from the periodic-snapshot facts) it gives the counts on the lookup.
+SELECT moved.code, SUM(moved.users)
+FROM (
+    SELECT r.local_authority_code AS code, 1 AS users, a.valid_from, a.valid_to
+    FROM address_relocation AS r
+    JOIN user_address AS a ON a.address_id = r.address_id
+    WHERE r.version_id = :lookup_version
+    UNION ALL
+    SELECT a.local_authority_code, -1, a.valid_from, a.valid_to
+    FROM address_relocation AS r
+    JOIN user_address AS a ON a.address_id = r.address_id
+    WHERE r.version_id = :lookup_version
+) AS moved
+WHERE moved.valid_from <= :as_of
+  AND (moved.valid_to IS NULL OR moved.valid_to > :as_of)
+GROUP BY moved.code
+
+-- fragment: relocatable
+-- The address period user_address AS a can be located again with another lookup: its full
+-- postcode is stored whole ("AB1 2CD", not the sector "AB1 2", the district "AB1" or nothing),
+-- or it is an outward code alone. Other periods keep the authority they were recorded with.
+((a.postcode_kind = 'full' AND a.postcode IS NOT NULL AND a.postcode LIKE '% ___')
+ OR (a.postcode_kind = 'partial' AND a.postcode IS NOT NULL))
 
 -- fragment: age_band
 -- The age band of dim_user AS u in the year :as_of_year. Only the birth year is kept, so age
@@ -49,4 +126,5 @@ SELECT
 FROM counts AS c
 JOIN authority AS la ON la.supplied_code = c.supplied_code
 GROUP BY la.code, la.name
+HAVING SUM(c.users) > 0
 ORDER BY users DESC, local_authority_code
