@@ -334,8 +334,10 @@ def fresh_warehouse(
         with engine.begin() as conn:
             conn.execute(
                 text(
+                    # CASCADE: the tables that refer to these (lookup versions and their
+                    # re-locations) go too; the lookup itself stays loaded.
                     "TRUNCATE snapshot_ledger, user_address_retired, user_address, dim_user, "
-                    "etl_run RESTART IDENTITY"
+                    "etl_run, fact_snapshot_authority RESTART IDENTITY CASCADE"
                 )
             )
         return url
