@@ -8,23 +8,31 @@ for the backend's method of the same job.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from itertools import chain, islice
-from operator import methodcaller
+from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from evergreen_etl.errors import ConcurrentLoadError, ConfigurationError
 from evergreen_etl.gc_pause import collector_paused
+from evergreen_etl.warehouse.dbapi import (
+    BATCH_ROWS,
+    Batches,
+    OnBatch,
+    _column_types,
+    _create_temp_table,
+    _csv_batches,
+    _driver,
+    _dropped,
+    _executemany,
+    _is_empty,
+)
 
-BATCH_ROWS = 10_000
 # SQLite's page cache during a bulk load or merge (the default is 2 MiB). Big enough to keep
 # the B-tree pages an ordered insert or join is working on; small next to the 200 MB budget.
 SQLITE_BULK_CACHE_KIB = 16 * 1024
@@ -32,13 +40,9 @@ SQLITE_BULK_CACHE_KIB = 16 * 1024
 # (about 130 MB) to keep each user's last record; in memory that takes a second, spilled to
 # temporary files five. Index builds after a first load sort as much.
 POSTGRES_BULK_WORK_MEM = "256MB"
-_CSV_BLOCK_CHARS = 1 << 20
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises loads.
 _ADVISORY_LOCK_KEY = 0x45564552475245  # "EVERGRE"
 LOCK_WAIT_SECONDS = 30
-
-Batches = Iterable[Sequence[Sequence[Any]]]
-OnBatch = Callable[[int], None] | None
 
 
 class Backend(Protocol):
@@ -472,90 +476,6 @@ class PostgresBackend:
 
 
 _BACKENDS: dict[str, Backend] = {"sqlite": SQLiteBackend(), "postgresql": PostgresBackend()}
-
-
-def _driver(conn: Connection) -> Any:
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    return driver
-
-
-def _executemany(conn: Connection, sql: str, batches: Batches, on_batch: OnBatch) -> int:
-    cursor = _driver(conn).cursor()
-    count = 0
-    try:
-        for batch in batches:
-            cursor.executemany(sql, batch)
-            count += len(batch)
-            if on_batch is not None:
-                on_batch(len(batch))
-    finally:
-        cursor.close()
-    return count
-
-
-def _is_empty(conn: Connection, table: str) -> bool:
-    return conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None
-
-
-@contextmanager
-def _dropped(conn: Connection, statements: Sequence[tuple[str, str]]) -> Iterator[None]:
-    """Run each pair's drop, the block, then each pair's create (an exception skips them:
-    the transaction rolls back)."""
-    for drop, _ in statements:
-        conn.execute(text(drop))
-    yield
-    for _, create in statements:
-        conn.execute(text(create))
-
-
-def _create_temp_table(conn: Connection, name: str, columns_sql: str, suffix: str) -> None:
-    conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    conn.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns_sql}){suffix}"))
-
-
-def _column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[int]:
-    """The type OIDs of ``columns`` of ``table`` (a temporary table too), for binary COPY."""
-    rows = conn.execute(
-        text(
-            "SELECT attname, atttypid FROM pg_attribute "
-            "WHERE attrelid = CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped"
-        ),
-        {"table": table},
-    ).all()
-    oids = {str(name): int(oid) for name, oid in rows}
-    return [oids[column] for column in columns]
-
-
-def _csv_batches(handle: TextIO) -> Iterator[list[list[str]]]:
-    """The records after the header, a block of lines at a time.
-
-    A block without a quote character or a bare carriage return is split on line breaks and
-    commas: exactly what ``csv.reader`` gives for it, in a third of the time. From the first
-    block holding either, ``csv.reader`` reads the rest (a quoted field may hold a comma or
-    span lines). Blank lines are dropped.
-    """
-    handle.readline()  # the header
-    split = methodcaller("split", ",")
-    pending = ""
-    while True:
-        chunk = handle.read(_CSV_BLOCK_CHARS)
-        block = pending + chunk
-        cut = block.rfind("\n") + 1 if chunk else len(block)
-        if not block:
-            return
-        if not cut:  # one line longer than a block: read on
-            pending = block
-            continue
-        block, pending = block[:cut], block[cut:]
-        if "\r" in block:
-            block = block.replace("\r\n", "\n")
-        if '"' in block or "\r" in block:
-            reader = csv.reader(chain(io.StringIO(block + pending, newline=""), handle))
-            while batch := list(islice(reader, BATCH_ROWS)):
-                yield [row for row in batch if row]
-            return
-        yield list(map(split, filter(None, block.split("\n"))))
 
 
 # Shorthands: the backend's method for the job, on ``conn``'s backend.

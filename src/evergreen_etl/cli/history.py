@@ -1,7 +1,7 @@
 """The ``history`` commands and the options of correcting history (README "Correcting history").
 
 No ``from __future__ import annotations`` here: the commands are defined inside
-``add_history_commands``, after ``cli`` has defined the options they share, and Typer reads
+``add_history_commands``, after ``cli.common`` has defined the options they share, and Typer reads
 their annotations as objects.
 """
 
@@ -72,7 +72,15 @@ def revisions_command(
 
 def add_history_commands(app: typer.Typer) -> None:
     """Add the ``history`` group (list, undo) to ``app``."""
-    from evergreen_etl.cli import DatabaseUrl, DataDir, Debug, Format, Quiet, _command, _settings
+    from evergreen_etl.cli.common import (
+        DatabaseUrl,
+        DataDir,
+        Debug,
+        Format,
+        Quiet,
+        _command,
+        _settings,
+    )
 
     history_app = typer.Typer(
         help="Every load the warehouse holds, and undoing one (README: Correcting history).",
