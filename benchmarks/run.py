@@ -502,6 +502,21 @@ SCALES: dict[str, tuple[int, int, str | None]] = {
 MEMORY_LIMIT_MB = 300.0
 
 
+HELP_LIMIT_S = 0.25
+
+
+def startup_step(env: dict[str, str], *, runs: int) -> Step:
+    """``evergreen-etl --help`` as a new process, ``runs`` times; the fastest is kept (a
+    command-line tool is judged by how soon it answers: no warehouse, no data)."""
+    argv = [sys.executable, "-m", "evergreen_etl", "--help"]
+    measured = [
+        run_process(argv, env=env, scale="-", backend="-", name="--help")[0] for _ in range(runs)
+    ]
+    step = min(measured, key=lambda run: run.wall)
+    step.detail = {"runs_s": [round(run.wall, 3) for run in measured]}
+    return step
+
+
 def check_goals(
     steps: list[Step], *, top: str | None, base: str | None, users: dict[str, int]
 ) -> list[Goal]:
@@ -538,6 +553,7 @@ def check_goals(
         if step is not None:
             goal(f"{name} (s)", step.timed, f"<= {limit:g}", step.timed <= limit)
 
+    at_most("--help as a new process", find("-", "-", "--help"), HELP_LIMIT_S)
     scale = top or base
     gen = find(scale, "-", "generate")
     at_most("generation", gen, 60.0 * max(1, users.get(scale or "", 0) // 1_000_000))
@@ -727,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     info = environment()
     info["repeat"] = max(args.repeat, 1)
-    steps: list[Step] = []
+    steps: list[Step] = [startup_step(env, runs=max(args.repeat, 5))]
     with ExitStack() as stack:
         work = args.work_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="evergreen-bench-"))
@@ -764,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if args.keep:
                 print(f"work directory kept: {work}", file=sys.stderr)
-    labels = list(dict.fromkeys(s.scale for s in steps))
+    labels = list(dict.fromkeys(s.scale for s in steps if s.scale != "-"))
     top = labels[-1] if labels else None
     base = labels[-2] if len(labels) > 1 else None
     users_of = {s.scale: s.rows or 0 for s in steps if s.name == "run"}

@@ -26,6 +26,7 @@ from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.ckm import fill_record_keys
 from evergreen_etl.privacy.pseudonym import load_key
 from evergreen_etl.privacy.risk import KAnonymityGuard
+from evergreen_etl.progress import Spinner
 from evergreen_etl.settings import Settings
 from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.times import to_utc_naive, utc_now
@@ -223,15 +224,16 @@ def _load_in_transaction(
     version, relocation = _new_version(conn, lookup, postcodes_sha, postcodes_loaded, run_id)
 
     staged = stage_snapshot(conn, staged_users)
-    merged, replayed = merge_into_history(
-        conn,
-        plan=plan,
-        staged=staged,
-        as_of=as_of,
-        run_id=run_id,
-        absent=absent,
-        precision=precision,
-    )
+    with Spinner(f"merging {staged:,} users into the history", enabled=progress):
+        merged, replayed = merge_into_history(
+            conn,
+            plan=plan,
+            staged=staged,
+            as_of=as_of,
+            run_id=run_id,
+            absent=absent,
+            precision=precision,
+        )
     fill_record_keys(conn)
     refresh_snapshot_facts(conn, as_of)
     failpoint("load.merged")

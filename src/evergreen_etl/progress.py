@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -26,10 +27,10 @@ class Progress:
         self._task = None
         if enabled and sys.stderr.isatty():
             self._bar = RichProgress(
-                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn(unit),
+                TextColumn(unit, markup=False),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
                 transient=True,
@@ -46,6 +47,37 @@ class Progress:
         self.done += amount
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, advance=amount)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class Spinner:
+    """A spinner with the time elapsed, on stderr, for work that cannot count its progress
+    (one long SQL statement); shown only when stderr is a terminal."""
+
+    def __init__(self, description: str, *, enabled: bool = True) -> None:
+        self._bar: RichProgress | None = None
+        if enabled and sys.stderr.isatty():
+            self._bar = RichProgress(
+                SpinnerColumn(),
+                TextColumn("{task.description}", markup=False),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.add_task(description, total=None)
+
+    def __enter__(self) -> Spinner:
+        if self._bar is not None:
+            self._bar.start()
+        return self
 
     def __exit__(
         self,

@@ -57,8 +57,11 @@ def test_benchmark_measures_every_step_at_both_scales(tmp_path: Path) -> None:
     """A tiny SQLite run prints the table and the goals, and writes every step of both scales."""
     result, results = _bench(tmp_path, "--postcodes", "2000", "--users", "300")
 
-    scales = {step["scale"] for step in results["steps"]}
+    scales = {step["scale"] for step in results["steps"] if step["scale"] != "-"}
     assert scales == {"small 200/30", "large 2k/300"}
+    # The start-up of the command line is measured once, beside the scales, with its goal.
+    assert [step["name"] for step in results["steps"] if step["scale"] == "-"] == ["--help"]
+    assert any(goal["name"].startswith("--help as a new process") for goal in results["goals"])
     for scale in scales:
         names = {step["name"] for step in results["steps"] if step["scale"] == scale}
         assert names == STEPS

@@ -80,7 +80,10 @@ def load_postcodes(conn: Connection, reader: PostcodeLookupReader, *, progress: 
         # is forked (at once) rather than spawned (a new interpreter).
         batches = reader.batches()
         first = next(batches, None)
-        with Progress("postcodes", unit="rows", enabled=progress) as bar:
+        total = reader.estimated_rows() if progress else None
+        with Progress(
+            "postcodes", unit="rows (total estimated)", total=total, enabled=progress
+        ) as bar:
             count = bulk_insert_batches(
                 conn,
                 "dim_postcode",
