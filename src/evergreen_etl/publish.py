@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
 from evergreen_etl.datadir.files import file_sha256, fsync_directory
+from evergreen_etl.datadir.layout import MANIFEST_NAME
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.privacy.disclosure import DisclosureRule
 from evergreen_etl.report import pictures
@@ -44,7 +45,8 @@ from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_versio
 
 log = logging.getLogger("evergreen_etl.publish")
 
-MANIFEST = "manifest.json"
+# The publication names its manifest like extract does (one file-name convention).
+MANIFEST = MANIFEST_NAME
 PAGE = "index.html"
 BOUNDARIES: Boundaries = "supplied"
 

@@ -139,13 +139,14 @@ class RunRecorder:
         entries: dict[str, ManifestEntry] = {}
         if isinstance(extracted, ExtractResult):
             entries = {"users": extracted.users, "postcodes": extracted.postcodes}
-        elif self.raw_dir is not None and (self.raw_dir / "manifest.json").exists():
-            from evergreen_etl.datadir.manifest import read_manifest
+        elif self.raw_dir is not None:
+            from evergreen_etl.datadir.manifest import manifest_path, read_manifest
 
-            try:
-                entries = dict(read_manifest(self.raw_dir))
-            except Exception as exc:  # the record is still written without checksums
-                log.warning("run record without source checksums: %s", type(exc).__name__)
+            if manifest_path(self.raw_dir).exists():
+                try:
+                    entries = dict(read_manifest(self.raw_dir))
+                except Exception as exc:  # the record is still written without checksums
+                    log.warning("run record without source checksums: %s", type(exc).__name__)
         return {
             name: SourceRecord(
                 sha256=entry.sha256,
