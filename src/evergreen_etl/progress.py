@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -16,7 +17,27 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 
 
-class Progress:
+class _LiveDisplay:
+    """A rich display on stderr, started and stopped with the block it shows (if any)."""
+
+    _bar: RichProgress | None = None
+
+    def __enter__(self) -> Self:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class Progress(_LiveDisplay):
     """Count work done in a stage; shows a live counter only when stderr is a terminal."""
 
     def __init__(
@@ -37,28 +58,14 @@ class Progress:
             )
             self._task = self._bar.add_task(description, total=total)
 
-    def __enter__(self) -> Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
     def advance(self, amount: int) -> None:
         """Record ``amount`` more units done."""
         self.done += amount
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, advance=amount)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
-
-class Spinner:
+class Spinner(_LiveDisplay):
     """A spinner with the time elapsed, on stderr, for work that cannot count its progress
     (one long SQL statement); shown only when stderr is a terminal."""
 
@@ -73,17 +80,3 @@ class Spinner:
                 transient=True,
             )
             self._bar.add_task(description, total=None)
-
-    def __enter__(self) -> Spinner:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
