@@ -20,8 +20,8 @@ echo "lowest direct dependencies:" $(cat "$pins") >&2
 
 # The package at its lowest bounds, with every extra; then the test tools (their own versions
 # chosen by pip within those pins: pytest-httpx, for one, follows httpx's version).
-"$venv/bin/python" -m pip install --quiet -c "$pins" -e "$repo[postgres,metrics,lineage,charts]" >&2
-"$venv/bin/python" -m pip install --quiet -c "$pins" pytest pytest-httpx hypothesis 'jsonschema>=4.18' >&2
+"$venv/bin/python" -m pip install --quiet -c "$pins" -e "$repo[postgres,metrics,lineage,charts,parquet]" >&2
+"$venv/bin/python" -m pip install --quiet -c "$pins" pytest pytest-httpx hypothesis 'jsonschema>=4.18' scipy >&2
 "$venv/bin/python" -m pip check >&2
 
 cd "$repo"
