@@ -6,6 +6,7 @@ lists them: the pipeline's stages, then the warehouse's administration, then ``h
 
 from __future__ import annotations
 
+import select
 import sys
 
 from evergreen_etl.cli.common import BROKEN_PIPE_EXIT, _stdout_gone, app
@@ -25,15 +26,27 @@ def main() -> None:
     that shell completion answers either way)."""
     try:
         app(prog_name="evergreen-etl")
-    except SystemExit:
-        # Typer's own output (--help, usage errors) meeting a closed pipe exits 1 after
-        # swapping stdout for a wrapper that swallows the error: report it as ours do.
-        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+    except SystemExit as exc:
+        # Typer's own output (--help, usage errors) meeting a closed pipe exits 1, after
+        # swapping stdout for a wrapper that swallows the error (or, in older Typer versions,
+        # without it): report it as ours do.
+        failed = exc.code not in (0, None)
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper" or (failed and _reader_gone()):
             raise SystemExit(BROKEN_PIPE_EXIT) from None
         raise
     except BrokenPipeError:
         _stdout_gone()
         raise SystemExit(BROKEN_PIPE_EXIT) from None
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno() if sys.__stdout__ else 1, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 add_history_commands(app)
