@@ -198,7 +198,7 @@ def undo(settings: Settings, run_id: int, *, engine: Engine | None = None) -> Un
             {"status": UNDO, "finished": utc_now(), "r": undo_run_id},
         )
         # The users by authority of every snapshot from the undone one on are derived again.
-        refresh_snapshot_facts(conn, row.as_of)
+        refresh_snapshot_facts(conn, row.as_of, undo_run_id)
     log.info(
         "undid run %d (snapshot as of %s): %d users re-derived",
         run_id,

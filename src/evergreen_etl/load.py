@@ -235,7 +235,7 @@ def _load_in_transaction(
             precision=precision,
         )
     fill_record_keys(conn)
-    refresh_snapshot_facts(conn, as_of)
+    refresh_snapshot_facts(conn, as_of, run_id)
     failpoint("load.merged")
     check_left_rate(
         left=merged.left,

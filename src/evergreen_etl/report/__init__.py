@@ -38,6 +38,7 @@ from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse
 from evergreen_etl.warehouse.history import known_at, resolve_known_at
+from evergreen_etl.warehouse.snapshot_facts import facts_known_since
 
 __all__ = [
     "HEADLINE",
@@ -135,9 +136,15 @@ def analysis(
         with past.connect() as conn:
             by_run = resolve_known_at(conn, as_known_at) if as_known_at is not None else None
             basis_sql, version = basis_parameters(conn, basis, by_run=by_run)
+        if by_run is None:
+            facts = True
+        else:
+            # The periodic-snapshot facts hold what every run since they were kept in recorded
+            # time knew; what an earlier run knew is read from the history.
+            with eng.connect() as conn:
+                facts = by_run >= facts_known_since(conn)
         parameters.update(basis_sql)
-        # The periodic-snapshot facts hold the latest knowledge; the past reads the history.
-        sql = spec.snapshot_sql if as_known_at is None and spec.snapshot_sql else spec.sql
+        sql = spec.snapshot_sql if facts and spec.snapshot_sql else spec.sql
         raw = run_sql(past, sql, parameters, spec.result_types)
         stated = (
             measure_basis(past, basis, version, parameters, disclosure)

@@ -77,9 +77,13 @@ class Backend(Protocol):
         """Serialise loads: wait up to LOCK_WAIT_SECONDS for another load, then fail clearly."""
         ...
 
+    def main_table(self, conn: Connection, table: str) -> str:
+        """``table`` named past any temporary view of the same name."""
+        ...
+
     def scanned_table(self, conn: Connection, table: str) -> str:
-        """``table`` named past any temporary view of the same name, to be read whole (a view
-        of the warehouse as it was reads most of its rows)."""
+        """``main_table``, to be read whole (a view of the warehouse as it was reads most of
+        its rows)."""
         ...
 
     def bulk_work(self, conn: Connection) -> AbstractContextManager[None]:
@@ -179,10 +183,14 @@ class SQLiteBackend:
     def acquire_load_lock(self, conn: Connection) -> None:
         """Nothing to take: the transaction was begun with BEGIN IMMEDIATE (write_options)."""
 
+    def main_table(self, conn: Connection, table: str) -> str:
+        """In the main database (temporary objects live in ``temp``)."""
+        return f"main.{table}"
+
     def scanned_table(self, conn: Connection, table: str) -> str:
-        """In the main database (temporary objects live in ``temp``), read in rowid order: a
-        scan is several times quicker than an index search followed by a look-up per row."""
-        return f"main.{table} NOT INDEXED"
+        """Read in rowid order: a scan is several times quicker than an index search
+        followed by a look-up per row."""
+        return f"{self.main_table(conn, table)} NOT INDEXED"
 
     def database_files(self, engine: Engine) -> tuple[Path, ...]:
         """The database file with its write-ahead log and shared-memory index."""
@@ -317,11 +325,15 @@ class PostgresBackend:
             ) from exc
         conn.execute(text("SET LOCAL lock_timeout = 0"))
 
-    def scanned_table(self, conn: Connection, table: str) -> str:
-        """In the first schema of the search path that exists (``pg_temp`` is searched first);
-        the planner chooses how to read it."""
+    def main_table(self, conn: Connection, table: str) -> str:
+        """In the first schema of the search path that exists (``pg_temp`` is searched
+        first)."""
         schema = conn.execute(text("SELECT current_schema()")).scalar_one()
         return f"{schema}.{table}"
+
+    def scanned_table(self, conn: Connection, table: str) -> str:
+        """The planner chooses how to read it."""
+        return self.main_table(conn, table)
 
     @contextmanager
     def bulk_work(self, conn: Connection) -> Iterator[None]:

@@ -25,7 +25,12 @@ from sqlalchemy import Connection, DateTime, Engine, bindparam, event, text
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.warehouse.dialect import backend_for
 from evergreen_etl.warehouse.engine import make_engine
-from evergreen_etl.warehouse.schema import etl_run, user_address, user_address_retired
+from evergreen_etl.warehouse.schema import (
+    etl_run,
+    fact_snapshot_authority,
+    user_address,
+    user_address_retired,
+)
 
 # etl_run.status: a load that holds its snapshot, one whose snapshot an undo or a replacing
 # load retired, an undo itself, and a load that found its snapshot loaded but a new lookup.
@@ -166,7 +171,8 @@ def resolve_known_at(conn: Connection, value: int | datetime) -> int:
 
 
 def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
-    """Temporary views that shadow user_address and etl_run as they were after ``run_id``."""
+    """Temporary views that shadow user_address, etl_run and the periodic-snapshot facts as
+    they were right after ``run_id``."""
     r = int(run_id)
 
     def address_rows(table: str, not_retired: str) -> str:
@@ -192,7 +198,16 @@ def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
         for c in etl_run.columns
     )
     retired = user_address_retired.name
+    facts = fact_snapshot_authority.name
+    fact_columns = ", ".join(
+        f"CASE WHEN retired_run_id <= {r} THEN retired_run_id END AS retired_run_id"
+        if c.name == "retired_run_id"
+        else c.name
+        for c in fact_snapshot_authority.columns
+    )
     return [
+        f"CREATE TEMPORARY VIEW {facts} AS SELECT {fact_columns} FROM {tables[facts]} "
+        f"WHERE recorded_run_id <= {r}",
         f"CREATE TEMPORARY VIEW {user_address.name} AS "
         + address_rows(user_address.name, "")
         + " UNION ALL "
@@ -221,6 +236,9 @@ def known_at(engine: Engine, value: int | datetime | None) -> Iterator[Engine]:
             table.name: backend.scanned_table(conn, table.name)
             for table in (user_address, user_address_retired, etl_run)
         }
+        # The facts are a few hundred rows a snapshot: read through their key.
+        facts = fact_snapshot_authority.name
+        tables[facts] = backend.main_table(conn, facts)
     views = _known_at_views(run_id, tables)
     past = make_engine(engine.url.render_as_string(hide_password=False))
 

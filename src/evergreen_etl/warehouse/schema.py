@@ -236,7 +236,8 @@ snapshot_ledger = Table(
 
 # Kimball's periodic snapshot: how many users each authority had at each loaded snapshot time.
 # Kept by warehouse/snapshot_facts.py in the load's transaction; a report at any time reads the
-# few hundred rows of the latest snapshot at or before it instead of the address history.
+# few hundred rows of the latest snapshot at or before it instead of the address history. Like
+# the history, the facts are kept in recorded time: a correction retires rows, never edits them.
 fact_snapshot_authority = Table(
     "fact_snapshot_authority",
     metadata,
@@ -248,6 +249,18 @@ fact_snapshot_authority = Table(
         comment="As supplied (user_address.local_authority_code)",
     ),
     Column("users", Integer, nullable=False, comment="Users whose address row was valid at t"),
+    Column(
+        "recorded_run_id",
+        Integer,
+        primary_key=True,
+        comment="The load (or undo) that computed the row",
+    ),
+    Column(
+        "retired_run_id",
+        Integer,
+        nullable=True,
+        comment="The load or undo that computed the snapshot again (NULL: the latest knowledge)",
+    ),
     comment="Users by local authority at each loaded snapshot (periodic snapshot facts)",
 )
 

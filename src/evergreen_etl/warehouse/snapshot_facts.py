@@ -8,14 +8,21 @@ the number of users or the length of the history.
 
 ``refresh_snapshot_facts`` recomputes the rows from a time on, in the caller's transaction:
 the load calls it after the merge, and anything that rewrites history from a time on (a late
-snapshot, an undo, a relocation) calls it with that time.
+snapshot, an undo) calls it with that time. Re-location changes no fact: the facts count by
+the code each period was recorded with, and a report moves the re-located periods as it reads.
+
+The facts are kept in recorded time like the history (README "Correcting history"): each row
+names the run that computed it (``recorded_run_id``) and the run that computed its snapshot
+again (``retired_run_id``), so the facts as known right after run R are the rows recorded at
+or before R and not retired by then — what ``report --as-known-at`` reads
+(``warehouse.history.known_at`` shadows the table with a view of them).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, DateTime, bindparam, text
+from sqlalchemy import Connection, DateTime, Integer, bindparam, text
 
 _SINCE = bindparam("since", type_=DateTime())
 # The snapshot times: every load that succeeded, and the one running in this transaction.
@@ -23,11 +30,20 @@ _SNAPSHOT_TIMES = (
     "SELECT DISTINCT as_of FROM etl_run "
     "WHERE as_of >= :since AND status IN ('succeeded', 'running')"
 )
-_DELETE = "DELETE FROM fact_snapshot_authority WHERE snapshot_at >= :since"
+_RUN = bindparam("run_id", type_=Integer())
+# Rows this run computed already (a second refresh in one transaction) were never seen.
+_DELETE = (
+    "DELETE FROM fact_snapshot_authority WHERE snapshot_at >= :since AND recorded_run_id = :run_id"
+)
+_RETIRE = (
+    "UPDATE fact_snapshot_authority SET retired_run_id = :run_id "
+    "WHERE snapshot_at >= :since AND retired_run_id IS NULL"
+)
 # COUNT(*) counts users: a user's periods never overlap (README, "The warehouse").
 _INSERT = f"""
-    INSERT INTO fact_snapshot_authority (snapshot_at, local_authority_code, users)
-    SELECT r.as_of, a.local_authority_code, COUNT(*)
+    INSERT INTO fact_snapshot_authority
+        (snapshot_at, local_authority_code, users, recorded_run_id)
+    SELECT r.as_of, a.local_authority_code, COUNT(*), :run_id
     FROM ({_SNAPSHOT_TIMES}) AS r
     JOIN user_address AS a
       ON a.valid_from <= r.as_of AND (a.valid_to IS NULL OR a.valid_to > r.as_of)
@@ -35,11 +51,20 @@ _INSERT = f"""
 """
 
 
-def refresh_snapshot_facts(conn: Connection, since: datetime) -> None:
-    """Recompute the users by authority of every snapshot loaded at or after ``since``."""
-    at = {"since": since}
-    conn.execute(text(_DELETE).bindparams(_SINCE), at)
-    conn.execute(text(_INSERT).bindparams(_SINCE), at)
+def refresh_snapshot_facts(conn: Connection, since: datetime, run_id: int) -> None:
+    """Compute again, on behalf of run ``run_id``, the users by authority of every snapshot
+    loaded at or after ``since``; the rows they replace are retired, not deleted."""
+    at = {"since": since, "run_id": run_id}
+    conn.execute(text(_DELETE).bindparams(_SINCE, _RUN), at)
+    conn.execute(text(_RETIRE).bindparams(_SINCE, _RUN), at)
+    conn.execute(text(_INSERT).bindparams(_SINCE, _RUN), at)
+
+
+def facts_known_since(conn: Connection) -> int:
+    """The first run whose knowledge the facts hold: knowledge right after an earlier run
+    (a warehouse migrated to recorded facts) must be read from the history. 0: every run."""
+    first = conn.execute(text("SELECT MIN(recorded_run_id) FROM fact_snapshot_authority")).scalar()
+    return 0 if first is None else int(first)
 
 
 _AT = bindparam("as_of", type_=DateTime())
@@ -47,7 +72,8 @@ _AT = bindparam("as_of", type_=DateTime())
 _USERS_AT = """
     SELECT f.local_authority_code, f.users
     FROM fact_snapshot_authority AS f
-    WHERE f.snapshot_at = (SELECT MAX(r.as_of) FROM etl_run AS r
+    WHERE f.retired_run_id IS NULL
+      AND f.snapshot_at = (SELECT MAX(r.as_of) FROM etl_run AS r
                            WHERE r.status = 'succeeded' AND r.as_of <= :as_of)
 """
 

@@ -1,0 +1,95 @@
+"""The periodic-snapshot facts in recorded time: a correction retires fact rows.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-30
+
+Each fact row names the run that computed it (recorded_run_id) and the run that computed its
+snapshot again (retired_run_id), so ``report --as-known-at`` reads the few hundred facts of
+the snapshot as they were known then instead of the whole address history.
+
+The facts are derived data: the table is made again from the history loaded so far, every row
+recorded by the newest run. What a run before the migration knew is not in them; a report
+known at such a run reads the history (``report.analysis`` checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TABLE = "fact_snapshot_authority"
+_COMMENT = "Users by local authority at each loaded snapshot (periodic snapshot facts)"
+
+
+def _create(*, recorded: bool) -> None:
+    run_columns = (
+        [
+            sa.Column(
+                "recorded_run_id",
+                sa.Integer(),
+                nullable=False,
+                comment="The load (or undo) that computed the row",
+            ),
+            sa.Column(
+                "retired_run_id",
+                sa.Integer(),
+                nullable=True,
+                comment=(
+                    "The load or undo that computed the snapshot again (NULL: the latest knowledge)"
+                ),
+            ),
+        ]
+        if recorded
+        else []
+    )
+    key = ["snapshot_at", "local_authority_code"] + (["recorded_run_id"] if recorded else [])
+    op.create_table(
+        _TABLE,
+        sa.Column(
+            "snapshot_at", sa.DateTime(), nullable=False, comment="A loaded snapshot's time t"
+        ),
+        sa.Column(
+            "local_authority_code",
+            sa.String(length=16),
+            nullable=False,
+            comment="As supplied (user_address.local_authority_code)",
+        ),
+        sa.Column(
+            "users", sa.Integer(), nullable=False, comment="Users whose address row was valid at t"
+        ),
+        *run_columns,
+        sa.PrimaryKeyConstraint(*key, name=op.f("pk_fact_snapshot_authority")),
+        comment=_COMMENT,
+    )
+    # The history loaded so far, at each succeeded load's snapshot time (the SQL as of this
+    # revision: the package's own may change later).
+    recorded_by = ", (SELECT COALESCE(MAX(run_id), 0) FROM etl_run)" if recorded else ""
+    op.execute(
+        f"""
+        INSERT INTO {_TABLE} (snapshot_at, local_authority_code, users
+                              {", recorded_run_id" if recorded else ""})
+        SELECT r.as_of, a.local_authority_code, COUNT(*){recorded_by}
+        FROM (SELECT DISTINCT as_of FROM etl_run WHERE status = 'succeeded') AS r
+        JOIN user_address AS a
+          ON a.valid_from <= r.as_of AND (a.valid_to IS NULL OR a.valid_to > r.as_of)
+        GROUP BY r.as_of, a.local_authority_code
+        """
+    )
+
+
+def upgrade() -> None:
+    op.drop_table(_TABLE)
+    _create(recorded=True)
+
+
+def downgrade() -> None:
+    op.drop_table(_TABLE)
+    _create(recorded=False)
