@@ -41,7 +41,7 @@ import hmac
 from sqlalchemy import Connection, text
 
 from evergreen_etl.privacy.disclosure import CellKeyMethod
-from evergreen_etl.warehouse.dialect import bulk_insert, create_temp_table
+from evergreen_etl.warehouse.dialect import analyze_temp_table, bulk_insert, create_temp_table
 
 __all__ = ["PTABLE", "CellKeyMethod", "fill_record_keys", "noise", "perturb", "record_key"]
 
@@ -112,6 +112,9 @@ def fill_record_keys(conn: Connection, *, every_user: bool = False) -> int:
             break
         after = keys[-1][0]
     if written:
+        # Fresh statistics: the planner then updates the few new users through dim_user's key
+        # instead of hashing every user (PostgreSQL; nothing on SQLite).
+        analyze_temp_table(conn, "stg_record_key")
         conn.execute(
             text(
                 "UPDATE dim_user SET record_key = k.record_key FROM stg_record_key AS k "

@@ -106,6 +106,15 @@ dim_user = Table(
     comment="Pseudonymised users (no direct identifier)",
 )
 
+# The users still without a record key (the load's new users, until it gives them one): the
+# load finds them through this small index instead of reading every user.
+Index(
+    "ix_dim_user_without_record_key",
+    dim_user.c.user_id,
+    sqlite_where=dim_user.c.record_key.is_(None),
+    postgresql_where=dim_user.c.record_key.is_(None),
+)
+
 user_address = Table(
     "user_address",
     metadata,

@@ -1,4 +1,4 @@
-"""The periodic-snapshot facts in recorded time: a correction retires fact rows.
+"""The periodic-snapshot facts in recorded time; an index of the users without a record key.
 
 Revision ID: 0010
 Revises: 0009
@@ -11,6 +11,9 @@ the snapshot as they were known then instead of the whole address history.
 The facts are derived data: the table is made again from the history loaded so far, every row
 recorded by the newest run. What a run before the migration knew is not in them; a report
 known at such a run reads the history (``report.analysis`` checks it).
+
+``ix_dim_user_without_record_key`` (partial: only users whose record_key is NULL, i.e. the new
+users of a load until it gives them one) lets the load find them without reading every user.
 """
 
 from __future__ import annotations
@@ -85,11 +88,19 @@ def _create(*, recorded: bool) -> None:
     )
 
 
+_INDEX = "ix_dim_user_without_record_key"
+
+
 def upgrade() -> None:
     op.drop_table(_TABLE)
     _create(recorded=True)
+    without_key = sa.text("record_key IS NULL")
+    op.create_index(
+        _INDEX, "dim_user", ["user_id"], sqlite_where=without_key, postgresql_where=without_key
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(_INDEX, table_name="dim_user")
     op.drop_table(_TABLE)
     _create(recorded=False)
