@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from evergreen_etl.datadir.manifest import recorded_entry, recorded_sha256, source_label
-from evergreen_etl.datadir.staged import read_staged_summary
+from evergreen_etl.datadir.staged import check_staged_columns, read_staged_summary
 from evergreen_etl.errors import (
     DataQualityError,
     SourceError,
@@ -90,6 +90,7 @@ def load(
     data = settings.data
     summary = read_staged_summary(data.staged)
     staged_users = data.staged_users
+    check_staged_columns(staged_users)
     if int(summary.get("users_staged", 0)) == 0:
         raise DataQualityError(
             f"{staged_users}: the staged snapshot has no usable user; loading it would close "

@@ -14,9 +14,12 @@ from evergreen_etl.datadir.staged import (
     STAGED_COLUMNS,
     Reject,
     StagedUser,
+    check_staged_columns,
     read_staged_summary,
 )
 from evergreen_etl.errors import SourceError
+from evergreen_etl.load import load
+from evergreen_etl.privacy.ckm import record_key
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.scd2 import stage_snapshot
 from support.keys import TEST_KEY
@@ -94,3 +97,36 @@ def test_a_missing_summary_names_the_fix(tmp_path: Path) -> None:
     """Without a summary the reader says to run anonymise first."""
     with pytest.raises(SourceError, match="run `evergreen-etl anonymise` first"):
         read_staged_summary(tmp_path)
+
+
+def test_each_staged_user_carries_the_record_key_of_its_pseudonym(staged: Settings) -> None:
+    """anonymise computes the cell key method's record key once, from the pseudonym."""
+    rows = _rows(staged.data.staged_users)
+
+    assert [int(row["record_key"]) for row in rows] == [record_key(r["pseudonym"]) for r in rows]
+
+
+def test_a_staged_file_of_another_version_is_refused_by_name(staged: Settings) -> None:
+    """A staged file without this version's columns is refused before anything is loaded,
+    naming the columns and the fix, never quoting the file's own header."""
+    path = staged.data.staged_users
+    lines = path.read_text().splitlines()
+    older = [",".join(STAGED_COLUMNS[:-1])] + [line.rsplit(",", 1)[0] for line in lines[1:]]
+    path.write_text("\n".join(older) + "\n")
+
+    with pytest.raises(SourceError, match="run `evergreen-etl anonymise` again") as caught:
+        load(staged, progress=False)
+
+    assert "record_key" in str(caught.value)
+    assert not (staged.data_dir / "warehouse.db").exists()  # refused before the warehouse
+
+
+def test_a_staged_file_that_is_not_ours_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    """Whatever the first line holds, the message does not repeat it."""
+    path = tmp_path / "users.csv"
+    path.write_text("jane@example.com,Jane,Doe\n")
+
+    with pytest.raises(SourceError) as caught:
+        check_staged_columns(path)
+
+    assert "jane" not in str(caught.value)

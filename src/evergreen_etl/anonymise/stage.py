@@ -26,7 +26,7 @@ from evergreen_etl.errors import DataQualityError, SourceError
 from evergreen_etl.gc_pause import collector_paused
 from evergreen_etl.models import AnonymiseResult, ManifestEntry
 from evergreen_etl.postcodes import PostcodeKind, normalise_postcode
-from evergreen_etl.privacy.pseudonym import PseudonymKey, load_key, normalise_email
+from evergreen_etl.privacy.pseudonym import PseudonymKey, load_key, normalise_email, record_key
 from evergreen_etl.progress import Progress
 from evergreen_etl.safe_text import csv_writer
 from evergreen_etl.settings import Settings
@@ -409,7 +409,8 @@ def _write_staged(
                 birth_invalid += not year_ok
                 kinds[kind] += 1
                 token = tokens[postcode] if postcode is not None else None
-                rows.append((position, pseudonym(email), sex, year, postcode, kind, token))
+                keyed = pseudonym(email)
+                rows.append((position, keyed, sex, year, postcode, kind, token, record_key(keyed)))
             out.writerows(rows)
             bar.advance(len(batch))
         input_format = prepared.result

@@ -23,6 +23,7 @@ __all__ = [
     "STAGED_TABLE_COLUMNS",
     "Reject",
     "StagedUser",
+    "check_staged_columns",
     "read_staged_summary",
 ]
 
@@ -47,6 +48,9 @@ class StagedUser(BaseModel):
     postcode_kind: PostcodeKind = _column("VARCHAR(8) NOT NULL")
     postcode_token: str | None = _column(
         "VARCHAR(32)", "Keyed token of the postcode, for the coarser location precisions"
+    )
+    record_key: int = _column(
+        "SMALLINT NOT NULL", "Cell key method: 0-255, from the pseudonym (privacy/ckm.py)"
     )
 
 
@@ -88,3 +92,21 @@ def read_staged_summary(staged_dir: Path) -> dict[str, Any]:
             f"{path}: no staged users (run `evergreen-etl anonymise` first)"
         ) from None
     return data
+
+
+def check_staged_columns(path: Path) -> None:
+    """Refuse a staged users file whose header is not this version's columns: one written by
+    another version of evergreen-etl, or not by ``anonymise`` at all. (The header is not
+    quoted: a file that is not ours may hold anything.)"""
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            header = handle.readline(4096).rstrip("\r\n")
+    except FileNotFoundError:
+        raise SourceError(
+            f"{path}: no staged users (run `evergreen-etl anonymise` first)"
+        ) from None
+    if header != ",".join(STAGED_COLUMNS):
+        raise SourceError(
+            f"{path}: not the columns this version of evergreen-etl stages "
+            f"({', '.join(STAGED_COLUMNS)}); run `evergreen-etl anonymise` again"
+        )

@@ -35,19 +35,16 @@ two dates still shows; the noise hides the change of one or two users, not of ma
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from sqlalchemy import Connection, text
 
 from evergreen_etl.privacy.disclosure import CellKeyMethod
+from evergreen_etl.privacy.pseudonym import record_key
 from evergreen_etl.warehouse.dialect import analyze_temp_table, bulk_insert, create_temp_table
 
 __all__ = ["PTABLE", "CellKeyMethod", "fill_record_keys", "noise", "perturb", "record_key"]
 
 CELL_KEYS = 256
 MAX_NOISE = 3
-_RECORD_KEY_LABEL = b"evergreen-etl record key for the cell key method, v1"
 _BATCH = 10_000
 
 # (noise, how many of the 256 cell keys get it), in cell-key order, for counts 0 to 4 and
@@ -81,12 +78,6 @@ def perturb(count: int, cell_key: int) -> int:
     """The published figure of a cell of ``count`` users whose record keys sum to
     ``cell_key`` (mod 256)."""
     return count + noise(count, cell_key)
-
-
-def record_key(pseudonym: str) -> int:
-    """A user's record key, 0 to 255, from their pseudonym."""
-    digest = hmac.new(_RECORD_KEY_LABEL, pseudonym.encode("ascii"), hashlib.sha256).digest()
-    return digest[0]
 
 
 def fill_record_keys(conn: Connection, *, every_user: bool = False) -> int:

@@ -80,6 +80,19 @@ class Pseudonymiser:
         return mac.hexdigest()[: self._length]
 
 
+# The cell key method's record key (privacy/ckm.py): the first byte of an HMAC of the pseudonym
+# under this public label. The pseudonym is keyed already, so the label need not be secret.
+_RECORD_KEY_LABEL = b"evergreen-etl record key for the cell key method, v1"
+_RECORD_KEY_BASE = hmac.new(_RECORD_KEY_LABEL, digestmod=hashlib.sha256)
+
+
+def record_key(pseudonym: str) -> int:
+    """A user's record key, 0 to 255, from their pseudonym (the HMAC's keyed state reused)."""
+    mac = _RECORD_KEY_BASE.copy()
+    mac.update(pseudonym.encode("ascii"))
+    return mac.digest()[0]
+
+
 def load_key(settings: Settings) -> PseudonymKey:
     """The pseudonym key from the environment, else from the key file (created on first use)."""
     if settings.pseudonym_key is not None:

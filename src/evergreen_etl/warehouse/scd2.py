@@ -64,7 +64,14 @@ def stage_snapshot(conn: Connection, staged_users: Path) -> int:
 # The last record of each pseudonym wins (its position in the file is the highest). The fill
 # reads these rows as they come out of the sort, in pseudonym order: the order of dim_user's
 # index, which it probes as it goes.
-_LATEST_COLUMNS = ("sex", "birth_year", "postcode", "postcode_kind", "postcode_token")
+_LATEST_COLUMNS = (
+    "sex",
+    "birth_year",
+    "postcode",
+    "postcode_kind",
+    "postcode_token",
+    "record_key",
+)
 
 # The lookup rows of the snapshot's distinct full postcodes, read in postcode order. Users
 # are then matched against this small table instead of probing the 2.7-million-row lookup
@@ -81,11 +88,12 @@ _FILL_POSTCODES = """
 # one (the backend's numbered key: on SQLite stg_snapshot's AUTOINCREMENT key, whose sequence
 # starts at the largest user_id, so new users are numbered in pseudonym order, the order they
 # are read in; on PostgreSQL dim_user's own sequence). Their dim_user rows are then inserted
-# with those ids. Sex and birth year are type 1 attributes: the fill flags known users whose
+# with those ids and the record key anonymise computed (privacy/ckm.py). Sex and birth
+# year are type 1 attributes: the fill flags known users whose
 # values changed, and only those are updated.
 _INSERT_NEW_USERS = """
-    INSERT INTO dim_user (user_id, pseudonym, sex, birth_year, first_run_id)
-    SELECT s.user_id, s.pseudonym, s.sex, s.birth_year, :run_id FROM stg_snapshot s
+    INSERT INTO dim_user (user_id, pseudonym, sex, birth_year, first_run_id, record_key)
+    SELECT s.user_id, s.pseudonym, s.sex, s.birth_year, :run_id, s.record_key FROM stg_snapshot s
     WHERE s.pseudonym IS NOT NULL
     ORDER BY s.user_id
 """
@@ -104,7 +112,8 @@ _SNAPSHOT_COLUMNS = (
     "local_authority_code VARCHAR(16) NOT NULL, location_status VARCHAR(20) NOT NULL, "
     "change VARCHAR(9) NOT NULL, current_address_id {id_type}, stored_postcode VARCHAR(8), "
     "postcode_district VARCHAR(4), postcode_token VARCHAR(32), sex VARCHAR(1) NOT NULL, "
-    "birth_year INTEGER, attributes_changed SMALLINT NOT NULL, pseudonym VARCHAR(64)"
+    "birth_year INTEGER, attributes_changed SMALLINT NOT NULL, pseudonym VARCHAR(64), "
+    "record_key SMALLINT"
 )
 # What the warehouse keeps of a postcode at each location precision (README, "Privacy design"): the
 # staged postcode is full; it locates the user here and is then coarsened or dropped.
@@ -150,7 +159,7 @@ _FILL_SNAPSHOT = f"""
     INSERT INTO stg_snapshot
         (user_id, postcode_kind, local_authority_code, location_status, change,
          current_address_id, stored_postcode, postcode_district, postcode_token,
-         sex, birth_year, attributes_changed, pseudonym)
+         sex, birth_year, attributes_changed, pseudonym, record_key)
     SELECT COALESCE(u.user_id, {{new_user_id}}), s.postcode_kind,
            CASE
              WHEN s.postcode_kind = 'full' AND p.local_authority_code IS NOT NULL
@@ -174,7 +183,8 @@ _FILL_SNAPSHOT = f"""
            CASE WHEN u.user_id IS NOT NULL
                  AND (u.sex <> s.sex OR u.birth_year IS DISTINCT FROM s.birth_year)
              THEN 1 ELSE 0 END,
-           CASE WHEN u.user_id IS NULL THEN s.pseudonym END
+           CASE WHEN u.user_id IS NULL THEN s.pseudonym END,
+           CASE WHEN u.user_id IS NULL THEN s.record_key END
     FROM ({{latest}}) s
     LEFT JOIN dim_user u ON u.pseudonym = s.pseudonym
     LEFT JOIN user_address c ON c.user_id = u.user_id AND {{holding_t}}
