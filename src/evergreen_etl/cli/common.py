@@ -28,6 +28,7 @@ from evergreen_etl.redact import redact_text
 from evergreen_etl.run_record import RecordOutput
 from evergreen_etl.safe_text import plain
 from evergreen_etl.settings import Settings, load_settings
+from evergreen_etl.startup import work_begins
 from evergreen_etl.times import parse_as_of
 
 app = typer.Typer(
@@ -214,6 +215,7 @@ def _command(
 
     With ``record``, the run record is written (and/or printed) however the command ends.
     """
+    work_begins()
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     configure_logging(level=level, fmt=log_format)
     code, message = 0, None
