@@ -102,8 +102,7 @@ def _token_old_rows(conn: Connection, tokeniser: Callable[[], Tokeniser]) -> Non
 def ever_coarser(conn: Connection) -> bool:
     """Whether any load stored postcodes at a precision coarser than the full postcode."""
     return any(
-        _precision_of(details) != LocationPrecision.POSTCODE
-        for details in _succeeded_details(conn)
+        _precision_of(details) != LocationPrecision.POSTCODE for details in _succeeded_details(conn)
     )
 
 
