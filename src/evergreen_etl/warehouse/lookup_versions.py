@@ -143,7 +143,8 @@ def newest_version(
 ) -> LookupVersion | None:
     """The newest lookup version (None: none yet); or the newest loaded by ``known_at``, or
     by the load ``by_run`` and those before it: the warehouse's lookup as known then."""
-    conditions, bound = [], {}
+    conditions: list[str] = []
+    bound: dict[str, Any] = {}
     if known_at is not None:
         conditions.append("loaded_at <= :t")
         bound["t"] = known_at
