@@ -25,7 +25,7 @@ from evergreen_etl.privacy.disclosure import DisclosureName
 from evergreen_etl.redact import redact_text
 from evergreen_etl.safe_text import plain
 from evergreen_etl.settings import Settings, load_settings
-from evergreen_etl.startup import work_begins
+from evergreen_etl.entry import work_begins
 from evergreen_etl.times import parse_as_of
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import gc
 import subprocess
 import sys
 
-from evergreen_etl.startup import work_begins
+from evergreen_etl.entry import work_begins
 
 # Run `evergreen-etl report --list` through the console script's entry point, printing whether
 # the collector is on when the CLI starts and when the command's work begins.
@@ -25,7 +25,7 @@ def spy(name, real):
 cli.main = spy("start-up:", cli.main)
 common.configure_logging = spy("work:", common.configure_logging)
 sys.argv = ["evergreen-etl", "report", "--list"]
-from evergreen_etl.startup import main
+from evergreen_etl.entry import main
 main()
 """
 
