@@ -17,6 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from evergreen_etl.config import set_config_file
+from evergreen_etl.entry import work_begins
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging
 from evergreen_etl.observe import observing
@@ -25,7 +26,6 @@ from evergreen_etl.privacy.disclosure import DisclosureName
 from evergreen_etl.redact import redact_text
 from evergreen_etl.safe_text import plain
 from evergreen_etl.settings import Settings, load_settings
-from evergreen_etl.entry import work_begins
 from evergreen_etl.times import parse_as_of
 
 if TYPE_CHECKING:
