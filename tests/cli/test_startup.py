@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evergreen_etl import __version__
-from evergreen_etl.cli import app
+from evergreen_etl.cli import _app_for, app
 from evergreen_etl.warehouse.migrate import upgrade
 
 _HEAVY = ("sqlalchemy", "alembic", "psycopg")
@@ -130,3 +130,40 @@ def test_report_imports_only_what_it_needs(tmp_path: Path) -> None:
     assert stdout.startswith("local_authority_code,local_authority_name,users")
     assert "sqlalchemy" in modules
     assert not modules & set(_NOT_FOR_A_REPORT), modules & set(_NOT_FOR_A_REPORT)
+
+
+def test_a_top_level_command_named_first_is_built_alone() -> None:
+    """A top-level command named first is built without the others; anything else gets all."""
+    alone = _app_for(["report", "--format", "csv"])
+
+    assert [c.name or c.callback.__name__ for c in alone.registered_commands] == ["report"]
+    assert alone.registered_groups == []
+    assert alone.registered_callback is app.registered_callback  # --config, --version
+    assert len(app.registered_commands) > 1  # the app itself keeps every command
+    assert _app_for(["--config", "evergreen.toml", "report"]) is app
+    assert _app_for(["db", "upgrade"]) is app
+    assert _app_for(["reprot"]) is app  # "Did you mean 'report'?" needs the others
+    assert _app_for([]) is app
+
+
+def test_a_command_built_alone_answers_as_in_the_whole_app() -> None:
+    """`report --help` and a usage error read the same as from the app with every command."""
+    whole_app = "from evergreen_etl.cli import app; app(prog_name='evergreen-etl')"
+    for args in (["report", "--help"], ["report", "--bogus"]):
+        alone, whole = (
+            subprocess.run(
+                [sys.executable, *start, *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            for start in (["-m", "evergreen_etl"], ["-c", whole_app])
+        )
+
+        assert "evergreen-etl report" in alone.stdout + alone.stderr
+        assert (alone.returncode, alone.stdout, alone.stderr) == (
+            whole.returncode,
+            whole.stdout,
+            whole.stderr,
+        )
