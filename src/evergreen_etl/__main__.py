@@ -1,5 +1,5 @@
 """``python -m evergreen_etl``: the same as the ``evergreen-etl`` command."""
 
-from evergreen_etl.cli import main
+from evergreen_etl.entry import main
 
 main()

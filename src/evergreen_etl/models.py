@@ -17,7 +17,7 @@ SourceName = Literal["users", "postcodes"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ManifestEntry(_Frozen):

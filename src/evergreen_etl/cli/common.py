@@ -11,24 +11,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.text import Text
 
 from evergreen_etl.config import set_config_file
+from evergreen_etl.entry import work_begins
 from evergreen_etl.errors import ConfigurationError, EvergreenError
 from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging
 from evergreen_etl.observe import observing
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.privacy.disclosure import DisclosureName
 from evergreen_etl.redact import redact_text
-from evergreen_etl.run_record import RecordOutput
 from evergreen_etl.safe_text import plain
 from evergreen_etl.settings import Settings, load_settings
 from evergreen_etl.times import parse_as_of
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from evergreen_etl.run_record import RecordOutput
 
 app = typer.Typer(
     help="Pseudonymise Evergreen's customers, keep their address history and count users "
@@ -38,7 +41,18 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts are plain text: "[default: ...]" is shown as written
 )
 
-_err = Console(stderr=True)
+
+class _Stderr:
+    """Rich's console on stderr, made when something is printed: a command that prints no
+    message (a report) starts without importing Rich."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        from rich.console import Console
+
+        Console(stderr=True).print(*objects, **options)
+
+
+_err = _Stderr()
 _UNEXPECTED_EXIT = 70
 # What a shell reports for a process killed by SIGPIPE (128 + 13), as `yes | head -1` gives.
 BROKEN_PIPE_EXIT = 141
@@ -214,6 +228,7 @@ def _command(
 
     With ``record``, the run record is written (and/or printed) however the command ends.
     """
+    work_begins()
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     configure_logging(level=level, fmt=log_format)
     code, message = 0, None

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
 
 from evergreen_etl.cli.common import (
     Absent,
@@ -56,12 +55,13 @@ from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.logs import new_run_id
 from evergreen_etl.models import RunResult
 from evergreen_etl.privacy.disclosure import disclosure_rule
-from evergreen_etl.run_record import RecordOutput, RunRecorder
 from evergreen_etl.times import parse_as_of
 
 
 def _print_summary(result: RunResult) -> None:
     """An end-of-run summary on stderr: counts only, never personal data."""
+    from rich.table import Table
+
     loaded, anonymised = result.load, result.anonymise
     title = "Run summary (dry run: nothing was changed)" if loaded.dry_run else "Run summary"
     table = Table(title=title, show_header=False, title_justify="left")
@@ -165,6 +165,7 @@ def load(
     counts of the merge it would do."""
     from evergreen_etl.load import load as load_snapshot
     from evergreen_etl.logs import timed_stage
+    from evergreen_etl.run_record import RecordOutput, RunRecorder
 
     recorder = RunRecorder("load", new_run_id())
     output = RecordOutput(recorder, summary_json, False, metrics_file, lineage_url, lineage_file)
@@ -373,6 +374,7 @@ def run(
     """
     from evergreen_etl.pipeline import run as run_pipeline
     from evergreen_etl.report.render import render
+    from evergreen_etl.run_record import RecordOutput, RunRecorder
 
     recorder = RunRecorder("run", new_run_id())
     output = RecordOutput(

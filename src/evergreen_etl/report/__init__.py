@@ -5,9 +5,10 @@ status, data quality), each a typed result from one ``.sql`` file under disclosu
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
 
@@ -23,22 +24,24 @@ from evergreen_etl.report.catalog import (
     read_sql,
     run_sql,
 )
-from evergreen_etl.report.chart_data import Chart, chart, user_map
-from evergreen_etl.report.chart_png import caption, render_png, render_svg
 from evergreen_etl.report.disclosure import (
     DisclosureRule,
     MinCount,
     NoDisclosureControl,
     rule_for,
 )
-from evergreen_etl.report.html import render_html
 from evergreen_etl.report.publication import publish_report
 from evergreen_etl.report.results import Analysis, Boundaries, UserMap
 from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse
-from evergreen_etl.warehouse.history import known_at, resolve_known_at
 from evergreen_etl.warehouse.snapshot_facts import facts_known_since
+
+if TYPE_CHECKING:
+    from evergreen_etl.report.chart_data import Chart
+
+# The pictures (HTML, PNG, SVG) and reading the warehouse as known at a past run are imported
+# where they are used: a plain report does without them, and starts quicker.
 
 __all__ = [
     "HEADLINE",
@@ -132,9 +135,13 @@ def analysis(
         raise ConfigurationError("--from must be before --to")
     parameters = _parameters(moment, basis)
     parameters.update(from_time=start, to_time=moment)
-    with open_warehouse(settings, engine) as eng, known_at(eng, as_known_at) as past:
+    with open_warehouse(settings, engine) as eng, _known_at(eng, as_known_at) as past:
         with past.connect() as conn:
-            by_run = resolve_known_at(conn, as_known_at) if as_known_at is not None else None
+            by_run = None
+            if as_known_at is not None:
+                from evergreen_etl.warehouse.history import resolve_known_at
+
+                by_run = resolve_known_at(conn, as_known_at)
             basis_sql, version = basis_parameters(conn, basis, by_run=by_run)
         if by_run is None:
             facts = True
@@ -164,6 +171,16 @@ def analysis(
         )
 
 
+def _known_at(engine: Engine, value: int | datetime | None) -> AbstractContextManager[Engine]:
+    """``engine``, or with ``value`` one that reads the warehouse as known then
+    (:func:`evergreen_etl.warehouse.history.known_at`)."""
+    if value is None:
+        return nullcontext(engine)
+    from evergreen_etl.warehouse.history import known_at
+
+    return known_at(engine, value)
+
+
 def pictures(
     settings: Settings,
     result: Analysis[Any],
@@ -176,6 +193,8 @@ def pictures(
     The chart shows the report's own rows when they are by place, else the top authorities
     at the same time; the map shows users at the report's time (the end of a period).
     """
+    from evergreen_etl.report.chart_data import chart, user_map
+
     with open_warehouse(settings, engine) as eng:
         source = result
         if REPORTS[result.name].chart is None:
@@ -203,6 +222,9 @@ def write_pictures(
     """Write the HTML page (table, chart, map) and/or the chart as PNG or SVG; the paths."""
     if html is None and png is None and svg is None:
         return []
+    from evergreen_etl.report.chart_png import caption, render_png, render_svg
+    from evergreen_etl.report.html import render_html
+
     bars, users = pictures(settings, result, disclosure=disclosure, engine=engine)
     written = []
     if html is not None:

@@ -16,14 +16,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, DateTime, bindparam, select, text
+from sqlalchemy import Connection, DateTime, TextClause, bindparam, text
 
 from evergreen_etl.times import utc_now
-from evergreen_etl.warehouse.schema import lookup_version
 
 __all__ = [
     "LookupVersion",
@@ -116,16 +115,27 @@ def record_version(
         "loaded_at": utc_now(),
         "run_id": run_id,
     }
+    from evergreen_etl.warehouse.schema import lookup_version
+
     version_id = conn.execute(
         lookup_version.insert().values(**row).returning(lookup_version.c.version_id)
     ).scalar_one()
     return LookupVersion(version_id=version_id, **row)
 
 
+# Plain SQL, not the table of warehouse/schema.py: a report reads the newest version, and
+# building the schema's tables would add a tenth to its start-up.
+_SELECT = f"SELECT {', '.join(LookupVersion.model_fields)} FROM lookup_version"
+
+
+def _versions(conn: Connection, query: TextClause, bound: dict[str, Any]) -> list[LookupVersion]:
+    rows = conn.execute(query.columns(loaded_at=DateTime()), bound).mappings()
+    return [LookupVersion.model_validate(dict(row)) for row in rows]
+
+
 def list_versions(conn: Connection) -> list[LookupVersion]:
     """Every lookup version, oldest first."""
-    rows = conn.execute(select(lookup_version).order_by(lookup_version.c.version_id)).mappings()
-    return [LookupVersion.model_validate(dict(row)) for row in rows]
+    return _versions(conn, text(f"{_SELECT} ORDER BY version_id"), {})
 
 
 def newest_version(
@@ -133,13 +143,20 @@ def newest_version(
 ) -> LookupVersion | None:
     """The newest lookup version (None: none yet); or the newest loaded by ``known_at``, or
     by the load ``by_run`` and those before it: the warehouse's lookup as known then."""
-    query = select(lookup_version).order_by(lookup_version.c.version_id.desc()).limit(1)
+    conditions: list[str] = []
+    bound: dict[str, Any] = {}
     if known_at is not None:
-        query = query.where(lookup_version.c.loaded_at <= bindparam("t", type_=DateTime()))
+        conditions.append("loaded_at <= :t")
+        bound["t"] = known_at
     if by_run is not None:
-        query = query.where(lookup_version.c.run_id <= by_run)
-    row = conn.execute(query, {"t": known_at}).mappings().first()
-    return LookupVersion.model_validate(dict(row)) if row is not None else None
+        conditions.append("run_id <= :r")
+        bound["r"] = by_run
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    query = text(f"{_SELECT}{where} ORDER BY version_id DESC LIMIT 1")
+    if known_at is not None:
+        query = query.bindparams(bindparam("t", type_=DateTime()))
+    versions = _versions(conn, query, bound)
+    return versions[0] if versions else None
 
 
 @cache

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import JSON, Connection, text
 
 from evergreen_etl.errors import WarehouseError
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.warehouse.dialect import backend_for, bulk_insert
-from evergreen_etl.warehouse.schema import etl_run
 
 __all__ = ["ORDER", "check_precision", "ever_coarser", "held_precision"]
 
@@ -48,6 +47,12 @@ def _precision_of(details: Any) -> LocationPrecision:
     return LocationPrecision(value or LocationPrecision.POSTCODE)
 
 
+def _succeeded_details(conn: Connection, order: str = "") -> list[Any]:
+    """The ``details`` of every succeeded load (plain SQL: a report needs no schema tables)."""
+    query = text(f"SELECT details FROM etl_run WHERE status = 'succeeded'{order}")
+    return list(conn.execute(query.columns(details=JSON())).scalars())
+
+
 def held_precision(conn: Connection) -> LocationPrecision | None:
     """The finest precision the warehouse's postcodes are stored at (None: nothing loaded).
 
@@ -55,12 +60,7 @@ def held_precision(conn: Connection) -> LocationPrecision | None:
     coarsened the warehouse.
     """
     finest: LocationPrecision | None = None
-    query = (
-        select(etl_run.c.details)
-        .where(etl_run.c.status == "succeeded")
-        .order_by(etl_run.c.run_id.desc())
-    )
-    for (details,) in conn.execute(query):
+    for details in _succeeded_details(conn, " ORDER BY run_id DESC"):
         precision = _precision_of(details)
         if finest is None or ORDER.index(precision) < ORDER.index(finest):
             finest = precision
@@ -101,9 +101,8 @@ def _token_old_rows(conn: Connection, tokeniser: Callable[[], Tokeniser]) -> Non
 
 def ever_coarser(conn: Connection) -> bool:
     """Whether any load stored postcodes at a precision coarser than the full postcode."""
-    query = select(etl_run.c.details).where(etl_run.c.status == "succeeded")
     return any(
-        _precision_of(details) != LocationPrecision.POSTCODE for (details,) in conn.execute(query)
+        _precision_of(details) != LocationPrecision.POSTCODE for details in _succeeded_details(conn)
     )
 
 
