@@ -45,6 +45,7 @@ from evergreen_etl.privacy.pseudonym import PseudonymKey
 from evergreen_etl.report import report
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.engine import make_engine
+from evergreen_etl.warehouse.history import known_at
 from evergreen_etl.warehouse.migrate import upgrade
 from evergreen_etl.warehouse.schema import dim_user, user_address
 from support.keys import TEST_KEY
@@ -417,6 +418,8 @@ def _run_steps(
                 assert {r.local_authority_code: r.users for r in found.rows} == (
                     then.users_by_authority(moment)
                 ), f"report as of {moment} as known at run {run}"
+            with known_at(engine, run) as past:  # type 1 attributes in recorded time too
+                assert warehouse_birth_years(past) == then.birth_years(), f"as known at {run}"
     finally:
         engine.dispose()
         shutil.rmtree(directory, ignore_errors=True)

@@ -27,10 +27,12 @@ from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.warehouse.dialect import backend_for
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.schema import (
+    dim_user,
     etl_run,
     fact_snapshot_authority,
     user_address,
     user_address_retired,
+    user_attributes_retired,
 )
 
 # etl_run.status: a load that holds its snapshot, one whose snapshot an undo or a replacing
@@ -89,6 +91,37 @@ def retire_rows(conn: Connection, run_id: int) -> int:
     """
     conn.execute(text(_RETIRE), {"run_id": run_id})
     return int(conn.execute(text(_DELETE_RETIRED)).rowcount)
+
+
+# ---- type 1 attributes in recorded time ---------------------------------------------------
+
+# The values a run is about to overwrite, kept with that run. A run that overwrites a user
+# twice (a replacing load takes its snapshot out, then merges the new one) keeps the first:
+# the values as they were before the run.
+_KEEP_ATTRIBUTES = """
+    INSERT INTO user_attributes_retired (user_id, retired_run_id, sex, birth_year)
+    SELECT u.user_id, :run_id, u.sex, u.birth_year FROM dim_user AS u
+    WHERE {users}
+    ON CONFLICT (user_id, retired_run_id) DO NOTHING
+"""
+_CHANGED_IN_SNAPSHOT = (
+    "u.user_id IN (SELECT s.user_id FROM stg_snapshot AS s WHERE s.attributes_changed = 1)"
+)
+
+
+def keep_changed_attributes(conn: Connection, run_id: int) -> None:
+    """Before the merge overwrites them: the sex and birth year of the users of
+    ``stg_snapshot`` flagged ``attributes_changed``."""
+    conn.execute(text(_KEEP_ATTRIBUTES.format(users=_CHANGED_IN_SNAPSHOT)), {"run_id": run_id})
+
+
+def keep_attributes(conn: Connection, run_id: int, user_ids: Sequence[int]) -> None:
+    """Before ``run_id`` overwrites them: the sex and birth year of ``user_ids``."""
+    if user_ids:
+        conn.execute(
+            text(_KEEP_ATTRIBUTES.format(users="u.user_id = :user_id")),
+            [{"run_id": run_id, "user_id": user_id} for user_id in user_ids],
+        )
 
 
 # ---- the snapshot ledger -------------------------------------------------------------------
@@ -194,8 +227,8 @@ def resolve_known_at(conn: Connection, value: int | datetime) -> int:
 
 
 def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
-    """Temporary views that shadow user_address, etl_run and the periodic-snapshot facts as
-    they were right after ``run_id``."""
+    """Temporary views that shadow user_address, etl_run, the periodic-snapshot facts and the
+    users' sex and birth year as they were right after ``run_id``."""
     r = int(run_id)
 
     def address_rows(table: str, not_retired: str) -> str:
@@ -228,9 +261,22 @@ def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
         else c.name
         for c in fact_snapshot_authority.columns
     )
+    # Each user's sex and birth year as they were right after R: the values the first run
+    # after R to overwrite them kept, else today's.
+    retired_attributes = tables[user_attributes_retired.name]
+    user_columns = ", ".join(
+        f"CASE WHEN h.user_id IS NULL THEN u.{c.name} ELSE h.{c.name} END AS {c.name}"
+        if c.name in ("sex", "birth_year")
+        else f"u.{c.name}"
+        for c in dim_user.columns
+    )
     return [
         f"CREATE TEMPORARY VIEW {facts} AS SELECT {fact_columns} FROM {tables[facts]} "
         f"WHERE recorded_run_id <= {r}",
+        f"CREATE TEMPORARY VIEW {dim_user.name} AS SELECT {user_columns} "
+        f"FROM {tables[dim_user.name]} AS u LEFT JOIN {retired_attributes} AS h "
+        f"ON h.user_id = u.user_id AND h.retired_run_id = (SELECT MIN(x.retired_run_id) "
+        f"FROM {retired_attributes} AS x WHERE x.user_id = u.user_id AND x.retired_run_id > {r})",
         f"CREATE TEMPORARY VIEW {user_address.name} AS "
         + address_rows(user_address.name, "")
         + " UNION ALL "
@@ -260,8 +306,8 @@ def known_at(engine: Engine, value: int | datetime | None) -> Iterator[Engine]:
             for table in (user_address, user_address_retired, etl_run)
         }
         # The facts are a few hundred rows a snapshot: read through their key.
-        facts = fact_snapshot_authority.name
-        tables[facts] = backend.main_table(conn, facts)
+        for table in (fact_snapshot_authority, dim_user, user_attributes_retired):
+            tables[table.name] = backend.main_table(conn, table.name)
     views = _known_at_views(run_id, tables)
     past = make_engine(engine.url.render_as_string(hide_password=False))
 

@@ -34,6 +34,7 @@ from evergreen_etl.warehouse.dialect import (
 from evergreen_etl.warehouse.history import (
     UNDONE,
     LoadedSnapshot,
+    keep_attributes,
     ledger_attributes,
     loaded_snapshots,
     neighbours,
@@ -289,15 +290,16 @@ def take_out_snapshot(conn: Connection, *, run: LoadedSnapshot, by_run_id: int) 
         text("SELECT COUNT(*) FROM stg_out WHERE x_reaches_later = 1 OR b_id IS NOT NULL")
     ).scalar_one()
     retired, recorded = _record(conn, by_run_id)
-    _restore_attributes(conn, run, later)
+    _restore_attributes(conn, run, later, by_run_id)
     return Replayed(int(affected), int(later_history), retired, recorded)
 
 
 def _restore_attributes(
-    conn: Connection, run: LoadedSnapshot, later: LoadedSnapshot | None
+    conn: Connection, run: LoadedSnapshot, later: LoadedSnapshot | None, by_run_id: int
 ) -> None:
     """Users whose latest snapshot was ``run``'s take sex and birth year from their latest
-    remaining snapshot (read from the ledger, newest first, until each is found)."""
+    remaining snapshot (read from the ledger, newest first, until each is found); the values
+    they replace are kept in recorded time, retired by ``by_run_id``."""
     ledger = ledger_attributes(conn, run.run_id)
     if not ledger:
         return
@@ -322,12 +324,13 @@ def _restore_attributes(
         for user_id in pending & attributes.keys():
             found[user_id] = attributes[user_id]
         pending -= attributes.keys()
+    users = [user_id for user_id, values in found.items() if ledger[user_id] != values]
     changed = [
-        {"user_id": user_id, "sex": sex, "birth_year": year}
-        for user_id, (sex, year) in found.items()
-        if ledger[user_id] != (sex, year)
+        {"user_id": user_id, "sex": found[user_id][0], "birth_year": found[user_id][1]}
+        for user_id in users
     ]
     if changed:
+        keep_attributes(conn, by_run_id, users)
         conn.execute(
             text(
                 "UPDATE dim_user SET sex = :sex, birth_year = :birth_year WHERE user_id = :user_id"

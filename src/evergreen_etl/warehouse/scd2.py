@@ -34,6 +34,7 @@ from evergreen_etl.warehouse.dialect import (
     create_temp_table,
     deferred_indexes,
 )
+from evergreen_etl.warehouse.history import keep_changed_attributes
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
 AbsentPolicy = Literal["close", "keep"]
@@ -311,6 +312,7 @@ def classify_snapshot(
 
     groups = [tuple(row) for row in conn.execute(text(_CLASSIFY))]
     if any(int(row[3] or 0) for row in groups):
+        keep_changed_attributes(conn, run_id)  # the values overwritten, in recorded time
         conn.execute(text(_UPDATE_CHANGED_USERS))
     return groups
 

@@ -273,6 +273,25 @@ fact_snapshot_authority = Table(
     comment="Users by local authority at each loaded snapshot (periodic snapshot facts)",
 )
 
+# Recorded time for the type 1 attributes: a run that overwrites a user's sex or birth year
+# (a newer snapshot, a late one, an undo) keeps the values it replaced, so the warehouse as
+# known at an earlier run still gives them (warehouse/history.py, known_at).
+user_attributes_retired = Table(
+    "user_attributes_retired",
+    metadata,
+    Column(
+        "user_id",
+        SurrogateKey,
+        ForeignKey("dim_user.user_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("retired_run_id", Integer, ForeignKey("etl_run.run_id"), primary_key=True),
+    Column("sex", String(1), nullable=False),
+    Column("birth_year", SmallInteger),
+    comment="Sex and birth year as they were before the run that overwrote them (no PII)",
+)
+
 lookup_version = Table(
     "lookup_version",
     metadata,

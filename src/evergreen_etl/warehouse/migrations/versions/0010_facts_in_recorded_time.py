@@ -1,4 +1,4 @@
-"""The periodic-snapshot facts in recorded time; an index of the users without a record key.
+"""Recorded time for the facts and for sex and birth year; the users without a record key.
 
 Revision ID: 0010
 Revises: 0009
@@ -11,6 +11,10 @@ the snapshot as they were known then instead of the whole address history.
 The facts are derived data: the table is made again from the history loaded so far, every row
 recorded by the newest run. What a run before the migration knew is not in them; a report
 known at such a run reads the history (``report.analysis`` checks it).
+
+``user_attributes_retired`` keeps the sex and birth year a run overwrote, with that run, so
+the type 1 attributes too can be read as known at an earlier run. It starts empty: what runs
+before the migration overwrote is not known.
 
 ``ix_dim_user_without_record_key`` (partial: only users whose record_key is NULL, i.e. the new
 users of a load until it gives them one) lets the load find them without reading every user.
@@ -89,6 +93,8 @@ def _create(*, recorded: bool) -> None:
 
 
 _INDEX = "ix_dim_user_without_record_key"
+_ATTRIBUTES = "user_attributes_retired"
+_SURROGATE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -98,9 +104,31 @@ def upgrade() -> None:
     op.create_index(
         _INDEX, "dim_user", ["user_id"], sqlite_where=without_key, postgresql_where=without_key
     )
+    op.create_table(
+        _ATTRIBUTES,
+        sa.Column("user_id", _SURROGATE, autoincrement=False, nullable=False),
+        sa.Column("retired_run_id", sa.Integer(), nullable=False),
+        sa.Column("sex", sa.String(length=1), nullable=False),
+        sa.Column("birth_year", sa.SmallInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["retired_run_id"],
+            ["etl_run.run_id"],
+            name=op.f("fk_user_attributes_retired_retired_run_id_etl_run"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["dim_user.user_id"],
+            name=op.f("fk_user_attributes_retired_user_id_dim_user"),
+        ),
+        sa.PrimaryKeyConstraint(
+            "user_id", "retired_run_id", name=op.f("pk_user_attributes_retired")
+        ),
+        comment="Sex and birth year as they were before the run that overwrote them (no PII)",
+    )
 
 
 def downgrade() -> None:
+    op.drop_table(_ATTRIBUTES)
     op.drop_index(_INDEX, table_name="dim_user")
     op.drop_table(_TABLE)
     _create(recorded=False)
