@@ -196,7 +196,8 @@ def test_as_known_at_reads_sex_and_birth_year_as_known_then(
     printed_newer = _sex_age(settings, engine, DATES[2])
     assert printed_newer != printed_first
     late = load_snapshot(S1, DATES[1])  # late: no later snapshot lacks them, nothing changes
-    assert late.run_id is not None and newer.run_id is not None
+    assert late.run_id is not None
+    assert newer.run_id is not None
     undo(settings, newer.run_id, engine=engine)  # back to S1's values
     assert _sex_age(settings, engine, DATES[2]) == printed_first
 
