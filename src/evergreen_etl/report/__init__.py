@@ -36,6 +36,7 @@ from evergreen_etl.settings import Settings
 from evergreen_etl.times import to_utc_naive, utc_now
 from evergreen_etl.warehouse.engine import open_warehouse
 from evergreen_etl.warehouse.snapshot_facts import facts_known_since
+from evergreen_etl.warehouse.sqlfiles import COUNTS
 
 if TYPE_CHECKING:
     from evergreen_etl.report.chart_data import Chart
@@ -151,10 +152,10 @@ def analysis(
             with eng.connect() as conn:
                 facts = by_run >= facts_known_since(conn)
         parameters.update(basis_sql)
-        sql = spec.snapshot_sql if facts and spec.snapshot_sql else spec.sql
-        raw = run_sql(past, sql, parameters, spec.result_types)
+        counts = COUNTS[1] if facts and spec.facts else COUNTS[0]
+        raw = run_sql(past, spec.sql, parameters, spec.result_types, counts=counts)
         stated = (
-            measure_basis(past, basis, version, parameters, disclosure)
+            measure_basis(past, basis, version, parameters, disclosure, counts=counts)
             if spec.by_authority
             else None
         )

@@ -72,13 +72,16 @@ def measure_basis(
     version: LookupVersion | None,
     parameters: dict[str, Any],
     rule: DisclosureRule,
+    *,
+    counts: str = "located_counts",
 ) -> BoundaryBasis:
-    """The basis of a report at ``parameters['as_of']``, with its counts under ``rule``."""
+    """The basis of a report at ``parameters['as_of']``, with its counts under ``rule``
+    (``counts``: from the history or the facts, as the report's own, see ``run_sql``)."""
     from evergreen_etl.report.catalog import run_sql
 
     approximate = 0
     if basis == "current":
-        (row,) = run_sql(engine, "boundary_basis", parameters)
+        (row,) = run_sql(engine, "boundary_basis", parameters, counts=counts)
         approximate = int(row["approximate"])
     # At full-postcode precision every period can be located again: no scan needed.
     not_relocatable = 0

@@ -82,9 +82,10 @@ class ReportSpec(Generic[RowT]):
     # column (largest first, suppressed last), then the others: ordering by a true count
     # would tell which suppressed cells are larger.
     order_by: tuple[str, ...] = ()
-    # The same rows read from the periodic-snapshot facts, which report runs instead of
-    # ``sql`` (warehouse/snapshot_facts.py; tests hold the two equal at every time).
-    snapshot_sql: str | None = None
+    # Whether ``sql`` counts users per authority code through {{ counts }}, which a report
+    # fills from the periodic-snapshot facts when they hold the knowledge asked for
+    # (warehouse/snapshot_facts.py; tests hold the two equal at every time).
+    facts: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -128,7 +129,7 @@ REPORTS: dict[str, ReportSpec[Any]] = {
             summary="distinct users by local authority (the default report)",
             title="Distinct users by local authority",
             sql="users_by_local_authority",
-            snapshot_sql="users_by_local_authority_at_snapshot",
+            facts=True,
             row=LocalAuthorityUsers,
             counts=("users",),
             totals=("users",),
@@ -141,6 +142,7 @@ REPORTS: dict[str, ReportSpec[Any]] = {
             summary="distinct users by region (Wales, Scotland, Northern Ireland as their own)",
             title="Distinct users by region",
             sql="users_by_region",
+            facts=True,
             row=RegionUsers,
             counts=("users",),
             totals=("users",),
@@ -153,6 +155,7 @@ REPORTS: dict[str, ReportSpec[Any]] = {
             summary="distinct users by country of the UK",
             title="Distinct users by country",
             sql="users_by_country",
+            facts=True,
             row=CountryUsers,
             counts=("users",),
             totals=("users",),
@@ -254,13 +257,16 @@ def run_sql(
     name: str,
     parameters: Mapping[str, Any],
     result_types: Mapping[str, TypeEngine[Any]] | None = None,
+    *,
+    counts: str = sqlfiles.COUNTS[0],
 ) -> list[dict[str, Any]]:
     """Run ``report/sql/<name>.sql`` with the parameters it names; rows as dicts.
 
     ``result_types`` types result columns that a driver would otherwise return as text
-    (SQLite returns times and JSON of a text query as strings).
+    (SQLite returns times and JSON of a text query as strings). ``counts`` fills the query's
+    ``{{ counts }}`` (``sqlfiles.COUNTS``): from the history, or from the facts.
     """
-    sql = sqlfiles.sql_statement("report", name)
+    sql = sqlfiles.sql_statement("report", name, counts)
     used = set(_PARAMETER.findall(sql))
     missing = used - set(parameters)
     if missing:

@@ -21,7 +21,7 @@ from datetime import datetime
 from operator import sub
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, bindparam, event, text
+from sqlalchemy import Connection, DateTime, Engine, Table, bindparam, event, text
 
 from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.warehouse.dialect import backend_for
@@ -30,6 +30,7 @@ from evergreen_etl.warehouse.schema import (
     dim_user,
     etl_run,
     fact_snapshot_authority,
+    fact_snapshot_relocation,
     user_address,
     user_address_retired,
     user_attributes_retired,
@@ -254,13 +255,20 @@ def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
         for c in etl_run.columns
     )
     retired = user_address_retired.name
-    facts = fact_snapshot_authority.name
-    fact_columns = ", ".join(
-        f"CASE WHEN retired_run_id <= {r} THEN retired_run_id END AS retired_run_id"
-        if c.name == "retired_run_id"
-        else c.name
-        for c in fact_snapshot_authority.columns
-    )
+
+    def facts_then(table: Table) -> str:
+        """The facts recorded at or before R, each retired only by a run at or before R."""
+        columns = ", ".join(
+            f"CASE WHEN retired_run_id <= {r} THEN retired_run_id END AS retired_run_id"
+            if c.name == "retired_run_id"
+            else c.name
+            for c in table.columns
+        )
+        return (
+            f"CREATE TEMPORARY VIEW {table.name} AS SELECT {columns} FROM {tables[table.name]} "
+            f"WHERE recorded_run_id <= {r}"
+        )
+
     # Each user's sex and birth year as they were right after R: the values the first run
     # after R to overwrite them kept, else today's.
     retired_attributes = tables[user_attributes_retired.name]
@@ -271,8 +279,8 @@ def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
         for c in dim_user.columns
     )
     return [
-        f"CREATE TEMPORARY VIEW {facts} AS SELECT {fact_columns} FROM {tables[facts]} "
-        f"WHERE recorded_run_id <= {r}",
+        facts_then(fact_snapshot_authority),
+        facts_then(fact_snapshot_relocation),
         f"CREATE TEMPORARY VIEW {dim_user.name} AS SELECT {user_columns} "
         f"FROM {tables[dim_user.name]} AS u LEFT JOIN {retired_attributes} AS h "
         f"ON h.user_id = u.user_id AND h.retired_run_id = (SELECT MIN(x.retired_run_id) "
@@ -306,7 +314,12 @@ def known_at(engine: Engine, value: int | datetime | None) -> Iterator[Engine]:
             for table in (user_address, user_address_retired, etl_run)
         }
         # The facts are a few hundred rows a snapshot: read through their key.
-        for table in (fact_snapshot_authority, dim_user, user_attributes_retired):
+        for table in (
+            fact_snapshot_authority,
+            fact_snapshot_relocation,
+            dim_user,
+            user_attributes_retired,
+        ):
             tables[table.name] = backend.main_table(conn, table.name)
     views = _known_at_views(run_id, tables)
     past = make_engine(engine.url.render_as_string(hide_password=False))

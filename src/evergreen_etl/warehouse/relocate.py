@@ -24,6 +24,7 @@ from evergreen_etl.sources.nspl import PostcodeLookupReader
 from evergreen_etl.warehouse.dialect import bulk_work
 from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_version, record_version
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
+from evergreen_etl.warehouse.snapshot_facts import EVERY_SNAPSHOT, refresh_relocation_facts
 from evergreen_etl.warehouse.sqlfiles import fragments
 
 __all__ = ["REASONS", "RELOCATABLE", "Relocation", "add_lookup_version", "relocate"]
@@ -145,6 +146,8 @@ def add_lookup_version(
         run_id=run_id,
     )
     relocation = relocate(conn, version.version_id, previous.version_id if previous else None)
+    # What it changes in the periodic-snapshot facts, at every snapshot loaded so far.
+    refresh_relocation_facts(conn, EVERY_SNAPSHOT, run_id, version.version_id)
     if relocation.users:
         log.info(
             "lookup %s re-located %d users (%s)",

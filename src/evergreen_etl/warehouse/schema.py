@@ -273,6 +273,21 @@ fact_snapshot_authority = Table(
     comment="Users by local authority at each loaded snapshot (periodic snapshot facts)",
 )
 
+# What the newest lookup version's re-location changes in those facts: per snapshot time and
+# authority code, the users it moves in (+) and out (-). The headline report on the lookup
+# basis adds them to the facts: its cost does not grow with the periods a version re-located.
+fact_snapshot_relocation = Table(
+    "fact_snapshot_relocation",
+    metadata,
+    Column("snapshot_at", DateTime, primary_key=True, comment="A loaded snapshot's time t"),
+    Column("version_id", Integer, primary_key=True, comment="The lookup version re-locating"),
+    Column("local_authority_code", String(16), primary_key=True),
+    Column("users", Integer, nullable=False, comment="Users moved into (+) or out of (-) it"),
+    Column("recorded_run_id", Integer, primary_key=True),
+    Column("retired_run_id", Integer, nullable=True),
+    comment="Re-location's change to fact_snapshot_authority, per lookup version (facts)",
+)
+
 # Recorded time for the type 1 attributes: a run that overwrites a user's sex or birth year
 # (a newer snapshot, a late one, an undo) keeps the values it replaced, so the warehouse as
 # known at an earlier run still gives them (warehouse/history.py, known_at).

@@ -8,8 +8,10 @@ the number of users or the length of the history.
 
 ``refresh_snapshot_facts`` recomputes the rows from a time on, in the caller's transaction:
 the load calls it after the merge, and anything that rewrites history from a time on (a late
-snapshot, an undo) calls it with that time. Re-location changes no fact: the facts count by
-the code each period was recorded with, and a report moves the re-located periods as it reads.
+snapshot, an undo) calls it with that time. The facts count by the code each period was
+recorded with; ``fact_snapshot_relocation`` holds, per lookup version, what its re-location
+changes in them (kept for the newest version by the same refresh, and written for a new
+version when it is loaded), so a report on the lookup basis reads a few hundred rows too.
 
 The facts are kept in recorded time like the history (README "Correcting history"): each row
 names the run that computed it (``recorded_run_id``) and the run that computed its snapshot
@@ -23,6 +25,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, DateTime, Integer, bindparam, text
+
+from evergreen_etl.warehouse.sqlfiles import fragments
 
 _SINCE = bindparam("since", type_=DateTime())
 # The snapshot times: every load that succeeded, and the one running in this transaction.
@@ -51,13 +55,51 @@ _INSERT = f"""
 """
 
 
+# The same for what a lookup version's re-location changes in those counts: per snapshot time
+# and code, the users it moves in (+) and out (-) (the shared fragment relocated_periods).
+_VERSION = bindparam("lookup_version", type_=Integer())
+_DELETE_MOVES = (
+    "DELETE FROM fact_snapshot_relocation WHERE snapshot_at >= :since "
+    "AND version_id = :lookup_version AND recorded_run_id = :run_id"
+)
+_RETIRE_MOVES = (
+    "UPDATE fact_snapshot_relocation SET retired_run_id = :run_id "
+    "WHERE snapshot_at >= :since AND version_id = :lookup_version AND retired_run_id IS NULL"
+)
+_INSERT_MOVES = """
+    INSERT INTO fact_snapshot_relocation
+        (snapshot_at, version_id, local_authority_code, users, recorded_run_id)
+    SELECT r.as_of, :lookup_version, moved.code, SUM(moved.users), :run_id
+    FROM ({times}) AS r
+    JOIN ({moved}) AS moved
+      ON moved.valid_from <= r.as_of AND (moved.valid_to IS NULL OR moved.valid_to > r.as_of)
+    GROUP BY r.as_of, moved.code
+    HAVING SUM(moved.users) <> 0
+"""
+# Before every snapshot: a new lookup version's re-location facts cover every loaded time.
+EVERY_SNAPSHOT = datetime(1, 1, 1)
+
+
 def refresh_snapshot_facts(conn: Connection, since: datetime, run_id: int) -> None:
     """Compute again, on behalf of run ``run_id``, the users by authority of every snapshot
-    loaded at or after ``since``; the rows they replace are retired, not deleted."""
+    loaded at or after ``since``, and what the newest lookup version's re-location changes in
+    them; the rows they replace are retired, not deleted."""
     at = {"since": since, "run_id": run_id}
     conn.execute(text(_DELETE).bindparams(_SINCE, _RUN), at)
     conn.execute(text(_RETIRE).bindparams(_SINCE, _RUN), at)
     conn.execute(text(_INSERT).bindparams(_SINCE, _RUN), at)
+    newest = conn.execute(text("SELECT MAX(version_id) FROM lookup_version")).scalar()
+    if newest is not None:
+        refresh_relocation_facts(conn, since, run_id, int(newest))
+
+
+def refresh_relocation_facts(conn: Connection, since: datetime, run_id: int, version: int) -> None:
+    """Compute again, on behalf of run ``run_id``, what lookup ``version``'s re-location
+    changes in the users by authority of every snapshot loaded at or after ``since``."""
+    at = {"since": since, "run_id": run_id, "lookup_version": version}
+    insert = _INSERT_MOVES.format(times=_SNAPSHOT_TIMES, moved=fragments()["relocated_periods"])
+    for statement in (_DELETE_MOVES, _RETIRE_MOVES, insert):
+        conn.execute(text(statement).bindparams(_SINCE, _RUN, _VERSION), at)
 
 
 def facts_known_since(conn: Connection) -> int:

@@ -10,6 +10,7 @@ comment lines, ready for the driver.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
 
@@ -39,11 +40,11 @@ def _code(body: str) -> str:
     return "\n".join(lines)
 
 
-def _fill(sql: str, source: str) -> str:
+def _fill(sql: str, source: str, aliases: Mapping[str, str]) -> str:
     known = fragments()
 
     def replace(match: re.Match[str]) -> str:
-        name = match[1]
+        name = aliases.get(match[1], match[1])
         if name not in known:
             raise ValueError(f"{source} names an unknown SQL fragment '{name}'")
         # The fragment's later lines line up under its first, where the placeholder stood.
@@ -59,15 +60,26 @@ def _fill(sql: str, source: str) -> str:
     return sql
 
 
+# Where a query names {{ counts }}: the users per authority code at :as_of from the address
+# history (located_counts), or from the periodic-snapshot facts (snapshot_counts).
+COUNTS = ("located_counts", "snapshot_counts")
+
+
 @cache
-def read_sql(package: str, name: str) -> str:
-    """The text of ``evergreen_etl/<package>/sql/<name>.sql``, its fragments filled in."""
-    return _fill(_package_text(package, "sql", f"{name}.sql"), f"{package}/sql/{name}.sql")
+def read_sql(package: str, name: str, counts: str = COUNTS[0]) -> str:
+    """The text of ``evergreen_etl/<package>/sql/<name>.sql``, its fragments filled in
+    (``{{ counts }}`` with the fragment ``counts`` names, one of ``COUNTS``)."""
+    if counts not in COUNTS:
+        raise ValueError(f"counts is one of {', '.join(COUNTS)}")
+    text = _package_text(package, "sql", f"{name}.sql")
+    return _fill(text, f"{package}/sql/{name}.sql", {"counts": counts})
 
 
-def sql_statement(package: str, name: str) -> str:
+def sql_statement(package: str, name: str, counts: str = COUNTS[0]) -> str:
     """:func:`read_sql` without comment lines: a comment may mention a ``:parameter``, which
     the driver would count as a placeholder."""
     return "\n".join(
-        line for line in read_sql(package, name).splitlines() if not line.lstrip().startswith("--")
+        line
+        for line in read_sql(package, name, counts).splitlines()
+        if not line.lstrip().startswith("--")
     )

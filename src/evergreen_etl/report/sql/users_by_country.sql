@@ -5,7 +5,7 @@ WITH authority AS (
 ),
 -- Periods are counted per authority code first (see users_by_local_authority.sql).
 counts AS (
-    {{ located_counts }}
+    {{ counts }}
 )
 SELECT COALESCE(la.country_code, 'UNKNOWN') AS country_code,
        COALESCE(la.country_name, 'Unknown') AS country_name,

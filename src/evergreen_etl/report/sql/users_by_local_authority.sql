@@ -13,9 +13,12 @@
 WITH authority AS (
     {{ authority }}
 ),
--- Rows are counted per supplied code first (the shared fragment 'located_counts'), so that
--- the join and the grouping by name see a few hundred counts instead of a million rows.
+-- Users are counted per supplied code first, so that the join and the grouping by name see a
+-- few hundred counts instead of a million rows: the counts placeholder is the shared fragment
+-- 'located_counts' (from the address history) or, when they hold the knowledge asked for,
+-- 'snapshot_counts' (from the periodic-snapshot facts: the latest snapshot loaded at or before
+-- :as_of, whatever the size of the history; report/catalog.py ReportSpec.facts).
 counts AS (
-    {{ located_counts }}
+    {{ counts }}
 )
 {{ users_by_authority }}

@@ -7,7 +7,7 @@ WITH authority AS (
 ),
 -- Periods are counted per authority code first (see users_by_local_authority.sql).
 counts AS (
-    {{ located_counts }}
+    {{ counts }}
 )
 SELECT COALESCE(la.region_code, 'UNKNOWN') AS region_code,
        COALESCE(la.region_name, 'Unknown') AS region_name,

@@ -76,22 +76,56 @@ UNION ALL
 -- What lookup version :lookup_version changes in the counts per authority code at :as_of: +1
 -- under the code it locates each re-located period in, -1 under the code the period was
 -- recorded with (no rows when :lookup_version is NULL). Added to counts per recorded code
--- (from the history, or from the periodic-snapshot facts) it gives the counts on the lookup.
+-- (from the history) it gives the counts on the lookup.
 SELECT moved.code, SUM(moved.users)
 FROM (
-    SELECT r.local_authority_code AS code, 1 AS users, a.valid_from, a.valid_to
-    FROM address_relocation AS r
-    JOIN user_address AS a ON a.address_id = r.address_id
-    WHERE r.version_id = :lookup_version
-    UNION ALL
-    SELECT a.local_authority_code, -1, a.valid_from, a.valid_to
-    FROM address_relocation AS r
-    JOIN user_address AS a ON a.address_id = r.address_id
-    WHERE r.version_id = :lookup_version
+    {{ relocated_periods }}
 ) AS moved
 WHERE moved.valid_from <= :as_of
   AND (moved.valid_to IS NULL OR moved.valid_to > :as_of)
 GROUP BY moved.code
+
+-- fragment: relocated_periods
+-- Each period lookup version :lookup_version re-located, twice: (code, users, valid_from,
+-- valid_to) with +1 under the code the version gives it and -1 under the code it was recorded
+-- with. What relocated_counts and the periodic-snapshot facts of re-location sum.
+SELECT r.local_authority_code AS code, 1 AS users, a.valid_from, a.valid_to
+FROM address_relocation AS r
+JOIN user_address AS a ON a.address_id = r.address_id
+WHERE r.version_id = :lookup_version
+UNION ALL
+SELECT a.local_authority_code, -1, a.valid_from, a.valid_to
+FROM address_relocation AS r
+JOIN user_address AS a ON a.address_id = r.address_id
+WHERE r.version_id = :lookup_version
+
+-- fragment: snapshot_counts
+-- The users at :as_of per authority code (supplied_code, users) from the periodic-snapshot
+-- facts (warehouse/snapshot_facts.py): the latest snapshot loaded at or before :as_of, counted
+-- by recorded code, then what lookup version :lookup_version moves (its re-location facts; no
+-- rows when NULL). The latest knowledge is the rows no run has retired (under --as-known-at a
+-- temporary view shows the rows as they were then). Use it as a CTE body; a code may come out
+-- more than once, and a code's users add up with SUM(users).
+SELECT f.local_authority_code AS supplied_code, f.users
+FROM fact_snapshot_authority AS f
+WHERE f.retired_run_id IS NULL
+  AND f.snapshot_at = (SELECT MAX(r.as_of) FROM etl_run AS r
+                       WHERE r.status = 'succeeded' AND r.as_of <= :as_of)
+UNION ALL
+SELECT m.local_authority_code, m.users
+FROM fact_snapshot_relocation AS m
+WHERE m.retired_run_id IS NULL
+  AND m.version_id = :lookup_version
+  AND m.snapshot_at = (SELECT MAX(r.as_of) FROM etl_run AS r
+                       WHERE r.status = 'succeeded' AND r.as_of <= :as_of)
+
+-- fragment: approximate_users
+-- From a CTE counts (supplied_code, users): the users whose code reaches today's through an
+-- approximate mapping (a recode with a boundary change), on the 'current' basis; 0 otherwise.
+SELECT COALESCE(SUM(CASE WHEN :boundaries = 'current' AND la.current_mapping = 'approximate'
+                         THEN c.users ELSE 0 END), 0) AS approximate
+FROM counts AS c
+JOIN dim_local_authority AS la ON la.code = c.supplied_code
 
 -- fragment: relocatable
 -- The address period user_address AS a can be located again with another lookup: its full
