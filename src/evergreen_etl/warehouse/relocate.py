@@ -45,8 +45,12 @@ RELOCATABLE = fragments()["relocatable"]
 # Each relocatable period located with the lookup in dim_postcode (the shared fragments
 # location_code and location_status: the rules of SPEC §4, as the merge applies them to a
 # snapshot), kept when the place differs from the recorded one.
-# The periods are read in postcode order: the lookup was loaded in that order, so each probe
-# lands next to the previous one (at national scale three times faster than in address order).
+# The periods are read in postcode order where the database keeps a subquery's order: the
+# lookup was loaded in that order, so each probe lands next to the previous one. (SQLite
+# flattens this subquery into the join, drops the ORDER BY and reads in address order; keeping
+# the order with a LIMIT measured slower at 100k users with 12 snapshots, the lookup being in
+# the bulk load's page cache. At 1M users re-location is 2.7x the lookup load alone: see the
+# README, "Boundaries and lookup versions".)
 _LOCATE = f"""
 INSERT INTO address_relocation (version_id, address_id, local_authority_code, location_status)
 SELECT :version, address_id, code, status

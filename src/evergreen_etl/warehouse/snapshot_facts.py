@@ -66,12 +66,19 @@ _RETIRE_MOVES = (
     "UPDATE fact_snapshot_relocation SET retired_run_id = :run_id "
     "WHERE snapshot_at >= :since AND version_id = :lookup_version AND retired_run_id IS NULL"
 )
+# The re-located periods are summed per (code, valid_from, valid_to) first: their ends are
+# snapshot times, so a few thousand intervals stand for hundreds of thousands of periods, and
+# only those are held against each snapshot time.
 _INSERT_MOVES = """
     INSERT INTO fact_snapshot_relocation
         (snapshot_at, version_id, local_authority_code, users, recorded_run_id)
     SELECT r.as_of, :lookup_version, moved.code, SUM(moved.users), :run_id
     FROM ({times}) AS r
-    JOIN ({moved}) AS moved
+    JOIN (
+        SELECT p.code, p.valid_from, p.valid_to, SUM(p.users) AS users
+        FROM ({moved}) AS p
+        GROUP BY p.code, p.valid_from, p.valid_to
+    ) AS moved
       ON moved.valid_from <= r.as_of AND (moved.valid_to IS NULL OR moved.valid_to > r.as_of)
     GROUP BY r.as_of, moved.code
     HAVING SUM(moved.users) <> 0
