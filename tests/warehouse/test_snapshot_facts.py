@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,29 +52,37 @@ def history_at(conn: Connection, as_of: datetime) -> dict[str, int]:
     return {str(code): int(n) for code, n in conn.execute(_HISTORY_AT, {"as_of": as_of})}
 
 
-def _load_all(settings: Settings, engine: Engine, sample: Any, times: list[datetime]) -> None:
-    for users, as_of in zip(sample.users_paths, times, strict=True):
-        anonymise(settings, users_path=users, progress=False)
-        load(
-            settings,
-            as_of=as_of,
-            postcodes_path=sample.postcodes_path,
-            engine=engine,
-            progress=False,
-        )
+@contextmanager
+def _loaded(
+    settings: Settings, tmp_path: Path, times: list[datetime], *, seed: int
+) -> Iterator[Engine]:
+    """A sample of a few hundred messy users (moves, leavers, joiners) loaded at ``times``,
+    in the order given."""
+    sample = generate_sample(
+        tmp_path / "sample", users=300, postcodes=3000, snapshots=len(times), seed=seed
+    )
+    upgrade(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        for users, as_of in zip(sample.users_paths, times, strict=True):
+            anonymise(settings, users_path=users, progress=False)
+            load(
+                settings,
+                as_of=as_of,
+                postcodes_path=sample.postcodes_path,
+                engine=engine,
+                progress=False,
+            )
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
 def loaded(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
-    """Three snapshots of a few hundred messy users (moves, leavers, joiners) loaded."""
-    sample = generate_sample(tmp_path / "sample", users=300, postcodes=3000, snapshots=3, seed=4)
-    upgrade(settings.effective_database_url)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        _load_all(settings, engine, sample, SNAPSHOT_TIMES)
+    """Three snapshots loaded in order."""
+    with _loaded(settings, tmp_path, SNAPSHOT_TIMES, seed=4) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 def test_facts_equal_the_history_at_every_snapshot_and_in_between(loaded: Engine) -> None:
@@ -151,15 +160,9 @@ CORRECTED_TIMES = [*SNAPSHOT_TIMES, datetime(2024, 2, 15)]
 @pytest.fixture
 def corrected(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
     """Three snapshots in order, a fourth merged late into the middle, the second undone."""
-    sample = generate_sample(tmp_path / "sample", users=300, postcodes=3000, snapshots=4, seed=5)
-    upgrade(settings.effective_database_url)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        _load_all(settings, engine, sample, CORRECTED_TIMES)
+    with _loaded(settings, tmp_path, CORRECTED_TIMES, seed=5) as engine:
         undo(settings, 2, engine=engine)
         yield engine
-    finally:
-        engine.dispose()
 
 
 def _runs(engine: Engine) -> list[int]:
