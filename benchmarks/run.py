@@ -574,9 +574,12 @@ def check_goals(
             goal(f"{name} (s)", step.timed, f"<= {limit:g}", step.timed <= limit)
 
     at_most("--help as a new process", find("-", "-", "--help"), HELP_LIMIT_S)
-    scale = top or base
-    gen = find(scale, "-", "generate")
-    at_most("generation", gen, 60.0 * max(1, users.get(scale or "", 0) // 1_000_000))
+    largest = top or base
+    # Goals 1 and 4 (and issue 5's) are set at 1M users: when the run went on to 10M they are
+    # judged at 1M; growth, memory and the report at any as-of at the largest scale too.
+    scale = base if largest and largest.startswith("10m") and base else largest
+    gen = find(largest, "-", "generate")
+    at_most("generation", gen, 60.0 * max(1, users.get(largest or "", 0) // 1_000_000))
     # Goal 1: SQLite.
     floor = find(scale, "sqlite", "floor: csv+executemany")
     load = find(scale, "sqlite", "postcode load")
@@ -616,7 +619,7 @@ def check_goals(
         reports = [
             step
             for name in ("report", *(variant[0] for variant in REPORT_VARIANTS))
-            if (step := find(scale, backend, name)) is not None
+            if (step := find(largest, backend, name)) is not None
         ]
         if reports:
             slowest = max(reports, key=lambda step: step.timed)
