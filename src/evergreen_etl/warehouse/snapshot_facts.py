@@ -26,6 +26,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, DateTime, Integer, bindparam, text
 
+from evergreen_etl.warehouse.lookup_versions import newest_version
 from evergreen_etl.warehouse.sqlfiles import fragments
 
 _SINCE = bindparam("since", type_=DateTime())
@@ -95,9 +96,9 @@ def refresh_snapshot_facts(conn: Connection, since: datetime, run_id: int) -> No
     conn.execute(text(_DELETE).bindparams(_SINCE, _RUN), at)
     conn.execute(text(_RETIRE).bindparams(_SINCE, _RUN), at)
     conn.execute(text(_INSERT).bindparams(_SINCE, _RUN), at)
-    newest = conn.execute(text("SELECT MAX(version_id) FROM lookup_version")).scalar()
+    newest = newest_version(conn)
     if newest is not None:
-        refresh_relocation_facts(conn, since, run_id, int(newest))
+        refresh_relocation_facts(conn, since, run_id, newest.version_id)
 
 
 def refresh_relocation_facts(conn: Connection, since: datetime, run_id: int, version: int) -> None:
