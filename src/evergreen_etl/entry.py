@@ -14,29 +14,17 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["main", "work_begins"]
+from evergreen_etl.gc_pause import pause_for_startup, work_begins
 
-_starting = False
+__all__ = ["main", "work_begins"]
 
 
 def main() -> None:
     """The console script (and ``python -m evergreen_etl``): the CLI, started quickly."""
-    global _starting
-    _starting = gc.isenabled()
-    gc.disable()
+    pause_for_startup()
     try:
         from evergreen_etl.cli import main as cli_main
 
         cli_main()
     finally:
         gc.freeze()
-
-
-def work_begins() -> None:
-    """Start-up is over (a command's work begins): keep what it made out of every later
-    collection and turn the collector back on. Nothing unless :func:`main` paused it."""
-    global _starting
-    if _starting:
-        _starting = False
-        gc.freeze()
-        gc.enable()

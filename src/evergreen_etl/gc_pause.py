@@ -12,7 +12,9 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["collector_paused"]
+__all__ = ["collector_paused", "pause_for_startup", "work_begins"]
+
+_starting = False
 
 
 @contextmanager
@@ -25,3 +27,23 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def pause_for_startup() -> None:
+    """The console script's start-up (``evergreen_etl.entry``): no collection until
+    :func:`work_begins`. Importing the libraries makes tens of thousands of long-lived
+    objects, none of them garbage, which the collector would scan again and again."""
+    global _starting
+    _starting = gc.isenabled()
+    gc.disable()
+
+
+def work_begins() -> None:
+    """Start-up is over (a command's work begins): keep what it made out of every later
+    collection and turn the collector back on. Nothing unless :func:`pause_for_startup`
+    paused it (a library caller's setting is left alone)."""
+    global _starting
+    if _starting:
+        _starting = False
+        gc.freeze()
+        gc.enable()

@@ -17,8 +17,8 @@ import typer
 from pydantic import ValidationError
 
 from evergreen_etl.config import set_config_file
-from evergreen_etl.entry import work_begins
 from evergreen_etl.errors import ConfigurationError, EvergreenError
+from evergreen_etl.gc_pause import work_begins
 from evergreen_etl.logs import LogFormat, bound_run_id, configure_logging
 from evergreen_etl.observe import observing
 from evergreen_etl.postcodes import LocationPrecision
