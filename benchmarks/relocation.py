@@ -67,7 +67,7 @@ def _timed_lookup_load(database_url: str, lookup: Path, *, relocate: bool) -> di
     from evergreen_etl.sources.nspl import PostcodeLookupReader
     from evergreen_etl.warehouse.engine import make_engine, write_transaction
     from evergreen_etl.warehouse.lookup import load_postcodes
-    from evergreen_etl.warehouse.relocate import add_lookup_version
+    from evergreen_etl.warehouse.relocate import add_lookup_version, remember_locations
 
     engine = make_engine(database_url)
     try:
@@ -77,11 +77,17 @@ def _timed_lookup_load(database_url: str, lookup: Path, *, relocate: bool) -> di
         reader = PostcodeLookupReader(lookup)
         result: dict[str, Any] = {"address_periods": periods}
         with write_transaction(engine) as conn:
+            previous = remember_locations(conn) if relocate else None
             result["rows"] = load_postcodes(conn, reader, progress=False)
             result["postcodes_seconds"] = time.perf_counter() - started
             if relocate:
                 version, relocation = add_lookup_version(
-                    conn, reader, sha256=file_sha256(lookup), postcodes=result["rows"], run_id=1
+                    conn,
+                    reader,
+                    sha256=file_sha256(lookup),
+                    postcodes=result["rows"],
+                    run_id=1,
+                    previous=previous,
                 )
                 result["relocation"] = relocation.model_dump()
                 result["version"] = version.version_id

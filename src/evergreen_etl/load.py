@@ -41,7 +41,12 @@ from evergreen_etl.warehouse.guards import check_left_rate, check_not_future
 from evergreen_etl.warehouse.lookup import load_postcodes
 from evergreen_etl.warehouse.lookup_versions import LookupVersion
 from evergreen_etl.warehouse.precision import Tokeniser, check_precision
-from evergreen_etl.warehouse.relocate import Relocation, add_lookup_version
+from evergreen_etl.warehouse.relocate import (
+    PreviousLookup,
+    Relocation,
+    add_lookup_version,
+    remember_locations,
+)
 from evergreen_etl.warehouse.replay import merge_into_history, plan_snapshot
 from evergreen_etl.warehouse.scd2 import AbsentPolicy, stage_snapshot
 from evergreen_etl.warehouse.snapshot_facts import refresh_snapshot_facts
@@ -191,12 +196,12 @@ def _load_in_transaction(
         if reloaded is None:
             log.info("this snapshot is already loaded: nothing to do")
             return skipped
-        run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded)
+        run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded[0])
         version, relocation = _new_version(conn, lookup, postcodes_sha, reloaded, run_id)
         return skipped.model_copy(
             update={
                 "run_id": run_id,
-                "postcodes_loaded": reloaded,
+                "postcodes_loaded": reloaded[0],
                 "lookup_version": version.version_id if version is not None else None,
                 "relocated": relocation.users,
                 "relocated_by_reason": relocation.by_reason,
@@ -221,8 +226,9 @@ def _load_in_transaction(
         },
     ).scalar_one()
 
-    postcodes_loaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
-    version, relocation = _new_version(conn, lookup, postcodes_sha, postcodes_loaded, run_id)
+    reloaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
+    postcodes_loaded = reloaded[0] if reloaded is not None else None
+    version, relocation = _new_version(conn, lookup, postcodes_sha, reloaded, run_id)
 
     staged = stage_snapshot(conn, staged_users)
     with Spinner(f"merging {staged:,} users into the history", enabled=progress):
@@ -326,8 +332,9 @@ def _load_in_transaction(
 
 def _load_lookup_if_changed(
     conn: Connection, lookup: PostcodeLookupReader, postcodes_sha: str, *, progress: bool
-) -> int | None:
-    """Load the lookup unless the last one loaded has the same checksum; the rows loaded."""
+) -> tuple[int, PreviousLookup | None] | None:
+    """Load the lookup unless the last one loaded has the same checksum: the rows loaded and
+    the version it replaced (with what that one said of each postcode, for re-location)."""
     last_lookup = conn.execute(
         text(
             # An undone or replaced load's lookup stays loaded (undo keeps dim_postcode).
@@ -338,23 +345,25 @@ def _load_lookup_if_changed(
     if last_lookup == postcodes_sha:
         log.info("postcode lookup unchanged (sha256 %s…): not reloaded", postcodes_sha[:12])
         return None
+    previous = remember_locations(conn)
     loaded = load_postcodes(conn, lookup, progress=progress)
     failpoint("load.postcodes_loaded")
-    return loaded
+    return loaded, previous
 
 
 def _new_version(
     conn: Connection,
     lookup: PostcodeLookupReader,
     postcodes_sha: str,
-    postcodes_loaded: int | None,
+    reloaded: tuple[int, PreviousLookup | None] | None,
     run_id: int,
 ) -> tuple[LookupVersion | None, Relocation]:
     """A lookup just loaded becomes the newest version and re-locates the history."""
-    if postcodes_loaded is None:
+    if reloaded is None:
         return None, Relocation()
+    postcodes, previous = reloaded
     return add_lookup_version(
-        conn, lookup, sha256=postcodes_sha, postcodes=postcodes_loaded, run_id=run_id
+        conn, lookup, sha256=postcodes_sha, postcodes=postcodes, run_id=run_id, previous=previous
     )
 
 

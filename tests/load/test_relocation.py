@@ -17,6 +17,7 @@ E06000003 and all of AB2 in E06000002. The people:
 from __future__ import annotations
 
 import importlib
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from evergreen_etl.errors import WarehouseError
+from evergreen_etl.history import undo as history_undo
 from evergreen_etl.models import LoadResult
 from evergreen_etl.postcodes import LocationPrecision
 from evergreen_etl.report import analysis
@@ -34,6 +36,7 @@ from evergreen_etl.report.catalog import run_sql
 from evergreen_etl.report.lookups import lookup_versions
 from evergreen_etl.settings import Settings
 from evergreen_etl.warehouse.lookup_versions import newest_version
+from evergreen_etl.warehouse.relocate import relocate
 from evergreen_etl.warehouse.sqlfiles import COUNTS
 from support.sources import LoadSnapshot, nspl_row, user, write_lookup_zip
 
@@ -369,3 +372,153 @@ def _counts_from_the_history() -> Iterator[None]:
         package = importlib.import_module("evergreen_etl.report")
         patch.setattr(package, "COUNTS", (COUNTS[0], COUNTS[0]))
         yield
+
+
+@pytest.mark.parametrize("correction", ["late snapshot", "undo"])
+def test_rows_a_correction_rederives_keep_their_relocation(
+    relocated: Any,
+    load_snapshot: LoadSnapshot,
+    settings: Settings,
+    engine: Engine,
+    correction: str,
+) -> None:
+    """A late snapshot (and its undo) re-derives a user's rows as new rows: those that keep an
+    address recorded under version 1 are still located with version 2, not as recorded.
+
+    ann lives at the new build NB1 1AA (recorded UNKNOWN, version 2 locates it in E06000002);
+    a late snapshot on 20 January puts her at AB1 1AA for a while, which splits her January row.
+    """
+    march = relocated[2]
+    moments = (IN_JAN, datetime(2024, 1, 25), IN_MAR)
+    with _counts_from_the_history():
+        known = {moment: by_authority(settings, engine, moment) for moment in moments}
+    late = load_snapshot(snapshot(ann="AB1 1AA"), "2024-01-20")
+    expected_mar = by_authority(settings, engine, IN_MAR)
+    assert expected_mar.get("UNKNOWN", 0) == 0
+    assert by_authority(settings, engine, IN_JAN) == LOOKUP_JAN
+    if correction == "undo":
+        history_undo(settings, late.run_id, engine=engine)
+        assert by_authority(settings, engine, IN_JAN) == LOOKUP_JAN
+    assert by_authority(settings, engine, IN_MAR) == expected_mar
+    assert by_authority(settings, engine, datetime(2024, 2, 15)) == by_authority(
+        settings, engine, IN_MAR
+    )
+    for moment in moments:
+        # The facts agree with the history ...
+        facts = by_authority(settings, engine, moment)
+        with _counts_from_the_history():
+            assert by_authority(settings, engine, moment) == facts, moment
+            # ... and the history as known after March still gives March's figures: the rows
+            # the correction retired keep their re-location.
+            then = by_authority(settings, engine, moment, as_known_at=march.run_id)
+            assert then == known[moment], moment
+
+
+def _relocation_rows(conn: Any, version: int) -> set[tuple[int, str, str]]:
+    rows = conn.execute(
+        text(
+            "SELECT address_id, local_authority_code, location_status FROM address_relocation"
+            " WHERE version_id = :v"
+        ),
+        {"v": version},
+    )
+    return {tuple(row) for row in rows}
+
+
+def _every_period_located(engine: Engine) -> set[tuple[int, str, str]]:
+    """The newest lookup's re-location computed from nothing (every period located), in a
+    transaction rolled back."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        version = conn.execute(
+            text(
+                "INSERT INTO lookup_version (sha256, source, published_from, postcodes, loaded_at)"
+                " VALUES ('x', 'x', 'data', 0, CURRENT_TIMESTAMP) RETURNING version_id"
+            )
+        ).scalar_one()
+        relocate(conn, version, None)
+        rows = _relocation_rows(conn, version)
+        transaction.rollback()
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_relocation_from_the_previous_version_equals_locating_every_period(
+    load_snapshot: LoadSnapshot,
+    lookup_zip: Path,
+    settings: Settings,
+    engine: Engine,
+    seed: int,
+) -> None:
+    """A new version starts from the previous one's rows and locates again only the periods of
+    postcodes (and outward codes) the lookups locate differently: the rows are those locating
+    every period gives, through moves, new builds, terminations, split and merged districts,
+    outward codes alone, late snapshots and undos."""
+    rng = random.Random(seed)
+    authorities = ["E06000001", "E06000002", "E06000003", "E06000004"]
+    postcodes = [f"AB{d} {s}A{c}" for d in range(1, 5) for s in range(1, 4) for c in "ABC"]
+    lookup = {pc: rng.choice(authorities) for pc in postcodes if rng.random() < 0.8}
+    people = {f"p{n}@example.com": rng.choice([*postcodes, "AB1", "AB2", "AB3"]) for n in range(30)}
+    months = [f"2024-{m:02d}-01" for m in range(1, 13, 2)]
+    loads = []
+    for month in months:
+        for pc in rng.sample(postcodes, 8):  # the next lookup: moved, new or terminated
+            choice = rng.random()
+            if choice < 0.2:
+                lookup.pop(pc, None)
+            else:
+                lookup[pc] = rng.choice(authorities)
+        write_version(lookup_zip, sorted(lookup.items()))
+        for email in rng.sample(sorted(people), 6):
+            people[email] = rng.choice([*postcodes, "AB4"])
+        loads.append(load_snapshot([user(e, pc) for e, pc in people.items()], month))
+        version = loads[-1].lookup_version
+        assert version is not None
+        with engine.connect() as conn:
+            assert _relocation_rows(conn, version) == _every_period_located(engine), month
+    # A late snapshot, then an undo: the rows they record are located with the newest version.
+    late = load_snapshot([user(e, rng.choice(postcodes)) for e in people], "2024-02-15")
+    history_undo(settings, loads[2].run_id, engine=engine)
+    for month in ("2024-12-01", "2025-01-01"):
+        moved = rng.choice(postcodes)
+        lookup[moved] = rng.choice([a for a in authorities if a != lookup.get(moved)])
+        write_version(lookup_zip, sorted(lookup.items()))
+        newest = load_snapshot([user(e, pc) for e, pc in people.items()], month)
+        assert newest.lookup_version is not None
+        with engine.connect() as conn:
+            assert _relocation_rows(conn, newest.lookup_version) == _every_period_located(engine)
+    assert late.run_id is not None
+
+
+def test_no_row_gets_the_id_of_a_retired_one(
+    load_snapshot: LoadSnapshot, settings: Settings, engine: Engine
+) -> None:
+    """Undoing the newest load retires the rows at the end of user_address; the rows loads and
+    corrections record afterwards get ids no retired row has (the re-location of a retired row
+    is kept under its id)."""
+    load_snapshot(snapshot(), JAN)
+    february = load_snapshot(snapshot(ann="AB1 1AA", ben="AB1 1AA", eve="AB2 1AA"), FEB)
+    history_undo(settings, february.run_id, engine=engine)
+    load_snapshot(snapshot(ann="AB2 1AA", cat="AB1 1AA"), MAR)
+    load_snapshot(snapshot(dan="AB1 1AA"), "2024-02-15")
+    with engine.connect() as conn:
+        current = set(conn.execute(text("SELECT address_id FROM user_address")).scalars())
+        retired = set(conn.execute(text("SELECT address_id FROM user_address_retired")).scalars())
+    assert retired
+    assert not current & retired
+
+
+def test_a_version_loaded_before_complete_relocation_is_not_started_from(
+    relocated: Any, load_snapshot: LoadSnapshot, lookup_zip: Path, engine: Engine
+) -> None:
+    """A version whose rows may lack some (loaded before migration 0011, when a correction's
+    rows got none) is not trusted: the next version locates every period again."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE lookup_version SET relocation_complete = false"))
+        conn.execute(text("DELETE FROM address_relocation WHERE version_id = 2"))
+    write_version(lookup_zip, [*VERSION_2, ("NB1 1AB", "E06000001")])
+    april = load_snapshot(snapshot(ben="AB1 1AA"), "2024-04-01")
+    assert april.lookup_version == 3
+    with engine.connect() as conn:
+        rows = _relocation_rows(conn, 3)
+    assert len(rows) == 3  # ann's new build, cat's outward code, the first AB1 1AB period
+    assert rows == _every_period_located(engine)

@@ -13,8 +13,8 @@ count each case as the model does, and type 1 attributes must be the latest snap
 it), and `report(as_known_at=run)` what the model gave right after each earlier run.
 
 On SQLite (a fresh file per example, copied from a migrated template) and PostgreSQL (one
-database, emptied per example). EVERGREEN_PROPERTY_EXAMPLES (default 200) and
-EVERGREEN_PROPERTY_EXAMPLES_POSTGRES (default 50, to keep the default suite quick) set the
+database, emptied per example). EVERGREEN_PROPERTY_EXAMPLES (default 100) and
+EVERGREEN_PROPERTY_EXAMPLES_POSTGRES (default 25, to keep the default suite quick) set the
 number of examples; `make test-properties` runs 500 on each backend.
 """
 
@@ -71,8 +71,8 @@ POSTCODES: tuple[tuple[str | None, str | None], ...] = (
 )
 BIRTH_YEARS = ("1984-03-02", "1990-07-01", None)
 FIRST_SNAPSHOT = datetime(2024, 1, 1)
-EXAMPLES = int(os.environ.get("EVERGREEN_PROPERTY_EXAMPLES", "200"))
-EXAMPLES_POSTGRES = int(os.environ.get("EVERGREEN_PROPERTY_EXAMPLES_POSTGRES", "50"))
+EXAMPLES = int(os.environ.get("EVERGREEN_PROPERTY_EXAMPLES", "100"))
+EXAMPLES_POSTGRES = int(os.environ.get("EVERGREEN_PROPERTY_EXAMPLES_POSTGRES", "25"))
 KEY = PseudonymKey.from_text(TEST_KEY)
 
 

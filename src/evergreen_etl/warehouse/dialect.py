@@ -69,6 +69,12 @@ class Backend(Protocol):
         ...
 
     @property
+    def reuses_keys(self) -> bool:
+        """Whether a new row may get the key of a deleted one (SQLite's rowid is the largest
+        in the table plus one; PostgreSQL's sequences never go back)."""
+        ...
+
+    @property
     def numbered_key(self) -> str:
         """The column definition of a temporary table's key numbered by ``next_number``."""
         ...
@@ -175,6 +181,7 @@ class SQLiteBackend:
     # timeout): the load lock, and no deadlock between two writers that both began reading.
     write_options: Mapping[str, Any] = {"sqlite_begin": "IMMEDIATE"}
     batch_migrations = True
+    reuses_keys = True
     # INTEGER, not BIGINT: only an INTEGER PRIMARY KEY is the rowid.
     id_type = "INTEGER"
     # AUTOINCREMENT numbers from the table's entry in temp.sqlite_sequence (start_numbering).
@@ -307,6 +314,7 @@ class PostgresBackend:
     name = "postgresql"
     write_options: Mapping[str, Any] = {}
     batch_migrations = False
+    reuses_keys = False
     id_type = "BIGINT"
     numbered_key = "BIGINT PRIMARY KEY"
 

@@ -27,6 +27,8 @@ from evergreen_etl.errors import ConfigurationError
 from evergreen_etl.warehouse.dialect import backend_for
 from evergreen_etl.warehouse.engine import make_engine
 from evergreen_etl.warehouse.schema import (
+    address_relocation,
+    address_relocation_retired,
     dim_user,
     etl_run,
     fact_snapshot_authority,
@@ -52,7 +54,21 @@ _RETIRE = f"""
     WHERE address_id IN (SELECT address_id FROM stg_retire)
       AND COALESCE(recorded_run_id, opened_run_id) <> :run_id
 """
+# The re-location of the rows retired, kept with them (the delete cascades to the rest).
+_RETIRE_RELOCATION = f"""
+    INSERT INTO {address_relocation_retired.name}
+        (version_id, address_id, retired_run_id, local_authority_code, location_status)
+    SELECT r.version_id, r.address_id, :run_id, r.local_authority_code, r.location_status
+    FROM address_relocation AS r
+    JOIN user_address AS a ON a.address_id = r.address_id
+    WHERE r.address_id IN (SELECT address_id FROM stg_retire)
+      AND COALESCE(a.recorded_run_id, a.opened_run_id) <> :run_id
+"""
 _DELETE_RETIRED = "DELETE FROM user_address WHERE address_id IN (SELECT address_id FROM stg_retire)"
+_LARGEST_ADDRESS_IDS = """
+    SELECT (SELECT MAX(address_id) FROM user_address),
+           (SELECT MAX(address_id) FROM user_address_retired)
+"""
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,35 @@ def retire_rows(conn: Connection, run_id: int) -> int:
     A row recorded by ``run_id`` itself was never visible to anyone: it goes without a trace.
     """
     conn.execute(text(_RETIRE), {"run_id": run_id})
+    conn.execute(text(_RETIRE_RELOCATION), {"run_id": run_id})
     return int(conn.execute(text(_DELETE_RETIRED)).rowcount)
+
+
+@dataclass(frozen=True)
+class NewAddressIds:
+    """How an insert into ``user_address`` numbers its rows so that no row ever gets the
+    ``address_id`` of a retired one (whose re-location is kept under that id)."""
+
+    largest: int  # the largest address_id ever given, current or retired
+    column: str  # "address_id, " when the insert numbers its rows itself, else ""
+    value: str  # the SQL of the row's id then (before the other values), else ""
+
+    def sql(self, template: str) -> str:
+        """``template`` with its ``{address_id}`` and ``{new_address_id}`` filled."""
+        return template.format(address_id=self.column, new_address_id=self.value)
+
+
+def new_address_ids(conn: Connection, order: str) -> NewAddressIds:
+    """Number an insert's rows after every id given so far, in ``order`` (a SQL ORDER BY
+    list), where the backend would otherwise reuse the id of a row retired from the end of
+    ``user_address`` (SQLite); else let the database number them. Bind ``largest`` as
+    ``:largest_address_id``."""
+    current, retired = conn.execute(text(_LARGEST_ADDRESS_IDS)).one()
+    largest = max(int(current or 0), int(retired or 0))
+    if backend_for(conn).reuses_keys and largest > int(current or 0):
+        value = f":largest_address_id + ROW_NUMBER() OVER (ORDER BY {order}), "
+        return NewAddressIds(largest, "address_id, ", value)
+    return NewAddressIds(largest, "", "")
 
 
 # ---- type 1 attributes in recorded time ---------------------------------------------------
@@ -228,8 +272,9 @@ def resolve_known_at(conn: Connection, value: int | datetime) -> int:
 
 
 def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
-    """Temporary views that shadow user_address, etl_run, the periodic-snapshot facts and the
-    users' sex and birth year as they were right after ``run_id``."""
+    """Temporary views that shadow user_address and its re-location, etl_run, the
+    periodic-snapshot facts and the users' sex and birth year as they were right after
+    ``run_id``."""
     r = int(run_id)
 
     def address_rows(table: str, not_retired: str) -> str:
@@ -278,7 +323,16 @@ def _known_at_views(run_id: int, tables: dict[str, str]) -> list[str]:
         else f"u.{c.name}"
         for c in dim_user.columns
     )
+    # Each period's re-location: the rows retired after R are the periods R still knew.
+    relocation_columns = "version_id, address_id, local_authority_code, location_status"
+    relocation_then = (
+        f"CREATE TEMPORARY VIEW {address_relocation.name} AS "
+        f"SELECT {relocation_columns} FROM {tables[address_relocation.name]} UNION ALL "
+        f"SELECT {relocation_columns} FROM {tables[address_relocation_retired.name]} "
+        f"WHERE retired_run_id > {r}"
+    )
     return [
+        relocation_then,
         facts_then(fact_snapshot_authority),
         facts_then(fact_snapshot_relocation),
         f"CREATE TEMPORARY VIEW {dim_user.name} AS SELECT {user_columns} "
@@ -315,6 +369,8 @@ def known_at(engine: Engine, value: int | datetime | None) -> Iterator[Engine]:
         }
         # The facts are a few hundred rows a snapshot: read through their key.
         for table in (
+            address_relocation,
+            address_relocation_retired,
             fact_snapshot_authority,
             fact_snapshot_relocation,
             dim_user,

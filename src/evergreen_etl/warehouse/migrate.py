@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 # The newest migration under warehouse/migrations/versions (a test keeps the two in step).
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 # The Alembic scripts, as a package resource (warehouse/migrations/): the same location in a
 # checkout and in an installed wheel. alembic.ini names it too (a test keeps the two in step).
 SCRIPT_LOCATION = "evergreen_etl.warehouse:migrations"

@@ -38,9 +38,11 @@ from evergreen_etl.warehouse.history import (
     ledger_attributes,
     loaded_snapshots,
     neighbours,
+    new_address_ids,
     record_ledger,
     retire_rows,
 )
+from evergreen_etl.warehouse.relocate import locate_new_rows
 from evergreen_etl.warehouse.scd2 import (
     AbsentPolicy,
     MergeCounts,
@@ -147,8 +149,8 @@ _LATE_COUNTS = """
     FROM stg_late l LEFT JOIN user_address a ON a.address_id = l.a_id
 """
 _INSERT_ROWS = f"""
-    INSERT INTO user_address ({_ROW_COLUMNS})
-    SELECT {_ROW_COLUMNS} FROM stg_rows ORDER BY user_id, valid_from
+    INSERT INTO user_address ({{address_id}}{_ROW_COLUMNS})
+    SELECT {{new_address_id}}{_ROW_COLUMNS} FROM stg_rows ORDER BY user_id, valid_from
 """
 
 
@@ -173,9 +175,14 @@ def _work_tables(conn: Connection, key: str | None = None) -> None:
 
 
 def _record(conn: Connection, run_id: int) -> tuple[int, int]:
+    """Retire the rows of stg_retire and record those of stg_rows, each located with the
+    newest lookup version as its re-location would have."""
     retired = retire_rows(conn, run_id)
     failpoint("replay.retired")
-    recorded = int(conn.execute(text(_INSERT_ROWS)).rowcount)
+    ids = new_address_ids(conn, "user_id, valid_from")
+    insert = text(ids.sql(_INSERT_ROWS))
+    recorded = int(conn.execute(insert, {"largest_address_id": ids.largest}).rowcount)
+    locate_new_rows(conn, above=ids.largest)
     return retired, recorded
 
 

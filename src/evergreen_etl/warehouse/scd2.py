@@ -34,7 +34,7 @@ from evergreen_etl.warehouse.dialect import (
     create_temp_table,
     deferred_indexes,
 )
-from evergreen_etl.warehouse.history import keep_changed_attributes
+from evergreen_etl.warehouse.history import keep_changed_attributes, new_address_ids
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 
 AbsentPolicy = Literal["close", "keep"]
@@ -228,10 +228,10 @@ _CLOSE_MOVED = f"""
 # New, returned and moved users open a row; everyone else in the snapshot keeps theirs.
 _OPEN_ROWS = """
     INSERT INTO user_address
-        (user_id, postcode, postcode_district, postcode_token, postcode_kind,
+        ({address_id}user_id, postcode, postcode_district, postcode_token, postcode_kind,
          local_authority_code, location_status, valid_from, valid_to, is_current, opened_run_id)
-    SELECT s.user_id, s.stored_postcode, s.postcode_district, s.postcode_token, s.postcode_kind,
-           s.local_authority_code, s.location_status, :t, NULL, true, :run_id
+    SELECT {new_address_id}s.user_id, s.stored_postcode, s.postcode_district, s.postcode_token,
+           s.postcode_kind, s.local_authority_code, s.location_status, :t, NULL, true, :run_id
     FROM stg_snapshot s
     WHERE s.change <> 'unchanged'
     ORDER BY s.user_id
@@ -259,8 +259,10 @@ def merge_snapshot(
         close = _CLOSE_MOVED_AND_ABSENT if absent == "close" else _CLOSE_MOVED
         closed = conn.execute(text(close).bindparams(when), at).rowcount
         # The first load fills an empty user_address: its indexes are built after the insert.
+        ids = new_address_ids(conn, "s.user_id")
         with deferred_indexes(conn, "user_address"):
-            conn.execute(text(_OPEN_ROWS).bindparams(when), at)
+            opened = text(ids.sql(_OPEN_ROWS)).bindparams(when)
+            conn.execute(opened, {**at, "largest_address_id": ids.largest})
     moved = sum(int(row[2]) for row in groups if row[1] == "moved")
     # The rows closed are the movers' and, when absent users are closed, the leavers'.
     return merge_counts(groups, staged, left=closed - moved if absent == "close" else 0)

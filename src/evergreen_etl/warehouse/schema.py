@@ -22,6 +22,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    false,
     text,
 )
 
@@ -328,18 +329,34 @@ lookup_version = Table(
         ForeignKey("etl_run.run_id", ondelete="SET NULL"),
         comment="The load that brought it",
     ),
+    Column(
+        "relocation_complete",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment=(
+            "address_relocation holds every period this version locates elsewhere than "
+            "recorded (false: loaded before revision 0011)"
+        ),
+    ),
     comment="Every postcode lookup loaded, in order: the newest is dim_postcode",
 )
 
-address_relocation = Table(
-    "address_relocation",
-    metadata,
-    Column(
+
+def _lookup_version_key() -> Column[int]:
+    """The lookup version a re-location row belongs to (gone with the version)."""
+    return Column(
         "version_id",
         Integer,
         ForeignKey("lookup_version.version_id", ondelete="CASCADE"),
         primary_key=True,
-    ),
+    )
+
+
+address_relocation = Table(
+    "address_relocation",
+    metadata,
+    _lookup_version_key(),
     Column(
         "address_id",
         SurrogateKey,
@@ -356,5 +373,19 @@ address_relocation = Table(
     comment="Address periods a lookup version locates elsewhere than they were recorded",
     # SQLite: the rows live in the primary key's B-tree, so a report's probe per period
     # finds the authority in one look-up instead of two.
+    sqlite_with_rowid=False,
+)
+
+# The re-location of rows a correction retired (user_address_retired), kept with the run that
+# retired them: ``report --as-known-at`` before that run reads them as they were.
+address_relocation_retired = Table(
+    "address_relocation_retired",
+    metadata,
+    _lookup_version_key(),
+    Column("address_id", SurrogateKey, primary_key=True, autoincrement=False),
+    Column("retired_run_id", Integer, ForeignKey("etl_run.run_id"), nullable=False),
+    Column("local_authority_code", String(16), nullable=False),
+    Column("location_status", String(20), nullable=False),
+    comment="address_relocation rows of address periods a correction retired",
     sqlite_with_rowid=False,
 )
