@@ -12,11 +12,11 @@ BACKEND ?= sqlite
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast test-lowest fuzz lint format typecheck check wheel \
-        wheel-smoke bench bench-10m bench-history test-properties \
+        wheel-smoke bench bench-10m bench-history bench-relocation test-properties \
         docker-build migrate airflow-venv test-airflow clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # compileall: bytecode for the editable checkout too, as pip writes it for an installed wheel
 # (PYTHONDONTWRITEBYTECODE would leave none; compiling the sources costs each command ~20 ms).
@@ -71,12 +71,16 @@ wheel-smoke: wheel ## Install the wheel into a fresh virtualenv outside the repo
 bench: $(STAMP) ## Benchmarks at national scale: SCALE=100k|1m|10m BACKEND=sqlite|postgres|both
 	$(BIN)/python benchmarks/run.py --scale $(SCALE) --backend $(BACKEND) --repeat 3
 	$(BIN)/python benchmarks/history.py
+	$(BIN)/python benchmarks/relocation.py --users 1000000 --postcodes 2700000 --snapshots 12
 
 bench-10m: $(STAMP) ## Benchmarks at 1M then 10M users on both backends (hours; see benchmarks/README.md)
 	$(BIN)/python benchmarks/run.py --scale 10m --backend both
 
 bench-history: $(STAMP) ## Only the correcting-history benchmark (12 monthly snapshots, a late one)
 	$(BIN)/python benchmarks/history.py
+
+bench-relocation: $(STAMP) ## Only the lookup-version benchmark (1M users x 12 snapshots, 2.7M postcodes)
+	$(BIN)/python benchmarks/relocation.py --users 1000000 --postcodes 2700000 --snapshots 12
 
 docker-build: ## Build the container image (needs a Docker engine)
 	docker build -t evergreen-etl:latest .
