@@ -69,6 +69,13 @@ class Backend(Protocol):
         ...
 
     @property
+    def compares_lookups(self) -> bool:
+        """Whether a new lookup version locates again only the periods of the postcodes it
+        changed, from a comparison with the previous lookup (see ``relocate.py``), rather
+        than every period of the history."""
+        ...
+
+    @property
     def reuses_keys(self) -> bool:
         """Whether a new row may get the key of a deleted one (SQLite's rowid is the largest
         in the table plus one; PostgreSQL's sequences never go back)."""
@@ -182,6 +189,10 @@ class SQLiteBackend:
     write_options: Mapping[str, Any] = {"sqlite_begin": "IMMEDIATE"}
     batch_migrations = True
     reuses_keys = True
+    # Locating every period probes the lookup once a period, in address order, all over a
+    # file bigger than the page cache (1M users, 12 snapshots: 15 s); comparing the two
+    # lookups reads both in postcode order (re-location 5 s).
+    compares_lookups = True
     # INTEGER, not BIGINT: only an INTEGER PRIMARY KEY is the rowid.
     id_type = "INTEGER"
     # AUTOINCREMENT numbers from the table's entry in temp.sqlite_sequence (start_numbering).
@@ -315,6 +326,9 @@ class PostgresBackend:
     write_options: Mapping[str, Any] = {}
     batch_migrations = False
     reuses_keys = False
+    # One hash join of every period with the lookup (1M users, 12 snapshots: 2.6 s) is
+    # quicker than keeping the previous lookup and comparing the two (4 s before locating).
+    compares_lookups = False
     id_type = "BIGINT"
     numbered_key = "BIGINT PRIMARY KEY"
 

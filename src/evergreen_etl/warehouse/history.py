@@ -54,7 +54,7 @@ _RETIRE = f"""
     WHERE address_id IN (SELECT address_id FROM stg_retire)
       AND COALESCE(recorded_run_id, opened_run_id) <> :run_id
 """
-# The re-location of the rows retired, kept with them (the delete cascades to the rest).
+# The re-location of the rows retired, kept with them; then gone from address_relocation.
 _RETIRE_RELOCATION = f"""
     INSERT INTO {address_relocation_retired.name}
         (version_id, address_id, retired_run_id, local_authority_code, location_status)
@@ -64,6 +64,9 @@ _RETIRE_RELOCATION = f"""
     WHERE r.address_id IN (SELECT address_id FROM stg_retire)
       AND COALESCE(a.recorded_run_id, a.opened_run_id) <> :run_id
 """
+_DELETE_RETIRED_RELOCATION = (
+    "DELETE FROM address_relocation WHERE address_id IN (SELECT address_id FROM stg_retire)"
+)
 _DELETE_RETIRED = "DELETE FROM user_address WHERE address_id IN (SELECT address_id FROM stg_retire)"
 _LARGEST_ADDRESS_IDS = """
     SELECT (SELECT MAX(address_id) FROM user_address),
@@ -108,6 +111,7 @@ def retire_rows(conn: Connection, run_id: int) -> int:
     """
     conn.execute(text(_RETIRE), {"run_id": run_id})
     conn.execute(text(_RETIRE_RELOCATION), {"run_id": run_id})
+    conn.execute(text(_DELETE_RETIRED_RELOCATION))
     return int(conn.execute(text(_DELETE_RETIRED)).rowcount)
 
 

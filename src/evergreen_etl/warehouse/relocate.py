@@ -12,15 +12,17 @@ Only what is stored can be located again: a full postcode kept whole, or an outw
 alone. Periods stored at a precision that dropped the full postcode keep their recorded
 authority (``not_relocatable``).
 
-Most of a new lookup is the old one again. When the previous version's rows are complete
-(``lookup_version.relocation_complete``: every period it locates elsewhere has its row,
-those a correction re-derived after it included), the new version starts from them: a period
+Most of a new lookup is the old one again. On SQLite, where locating every period costs a
+probe into the lookup per period in address order, a new version starts from the previous
+version's rows when those are complete (``lookup_version.relocation_complete``: every period
+it locates elsewhere has its row, those a correction re-derived after it included): a period
 whose postcode (or outward code) the two lookups locate alike keeps the previous version's
 answer, and only the periods of postcodes the new lookup changed, added or removed are
 located again. ``remember_locations``, called before the postcode load replaces
 ``dim_postcode``, keeps what the previous lookup said of each postcode for that comparison.
-Otherwise (the first version after migration 0011, or no previous version) every period is
-located.
+Otherwise every period is located: on PostgreSQL always (one hash join of the history with
+the lookup is quicker than comparing the two lookups: ``Backend.compares_lookups``), and on
+SQLite for the first version, or the first after migration 0011.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, text
 
 from evergreen_etl.sources.nspl import PostcodeLookupReader
-from evergreen_etl.warehouse.dialect import analyze_temp_table, bulk_work, create_temp_table
+from evergreen_etl.warehouse.dialect import (
+    analyze_temp_table,
+    backend_for,
+    bulk_work,
+    create_temp_table,
+)
 from evergreen_etl.warehouse.lookup_versions import LookupVersion, newest_version, record_version
 from evergreen_etl.warehouse.schema import UNKNOWN_AUTHORITY
 from evergreen_etl.warehouse.snapshot_facts import EVERY_SNAPSHOT, refresh_relocation_facts
@@ -196,7 +203,7 @@ def remember_locations(conn: Connection) -> PreviousLookup | None:
         text("SELECT relocation_complete FROM lookup_version WHERE version_id = :v"),
         {"v": previous.version_id},
     ).scalar_one()
-    if not complete:
+    if not complete or not backend_for(conn).compares_lookups:
         return PreviousLookup(previous.version_id, remembered=False)
     with bulk_work(conn):
         for name, table, key, key_type in _REMEMBERED:
@@ -242,6 +249,9 @@ def relocate(conn: Connection, version: int, previous: PreviousLookup | None) ->
                 conn.execute(text(f"DROP TABLE stg_changed_{name}"))
         else:
             periods = conn.execute(text(_LOCATE.format(which=_EVERY_PERIOD)), bound).rowcount
+        # The count below and the facts read the new rows (PostgreSQL's statistics do not
+        # know them yet: nested loops over a few hundred thousand rows).
+        backend_for(conn).analyze(conn, "address_relocation")
     counts = dict.fromkeys(REASONS, 0)
     bound["previous"] = previous.version_id if previous is not None else None
     for reason, users in conn.execute(text(_CHANGED), bound):
