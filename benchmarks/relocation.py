@@ -122,9 +122,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--postcodes", type=int, default=270_000)
     parser.add_argument("--snapshots", type=int, default=12)
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: both warehouses on a throwaway PostgreSQL server (as make bench)",
+    )
     parser.add_argument("--database-url", help="history warehouse (default: SQLite in a tmp dir)")
     parser.add_argument("--empty-url", help="empty warehouse (default: SQLite in a tmp dir)")
     args = parser.parse_args(argv)
+    if args.backend == "postgres" and not args.database_url:
+        from run import postgres_server
+
+        with postgres_server(None) as server:
+            args.database_url = str(server.create_database("relocation_history"))
+            args.empty_url = str(server.create_database("relocation_empty"))
+            _measure(args)
+        return
+    _measure(args)
+
+
+def _measure(args: argparse.Namespace) -> None:
+    """Build the history and time the lookup versions as ``main`` describes."""
 
     from evergreen_etl.anonymise import anonymise
     from evergreen_etl.load import load
@@ -175,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             for basis in ("lookup", "recorded", "current")
         }
     result = {
+        "backend": "postgres" if history_url.startswith("postgresql") else "sqlite",
         "users": args.users,
         "postcodes": v2_rows,
         "snapshots": args.snapshots,

@@ -1,4 +1,4 @@
-"""The benchmark script (benchmarks/run.py) runs end to end at tiny sizes and reports every step."""
+"""The benchmark scripts (benchmarks/run.py, relocation.py) run end to end at tiny sizes."""
 
 from __future__ import annotations
 
@@ -100,3 +100,30 @@ def test_repeat_reruns_from_the_same_state_and_keeps_the_fastest(tmp_path: Path)
     assert merge["detail"]["new"] > 0
     assert merge["detail"]["moved"] > 0
     assert "runs_s" not in steps["anonymise 2"]["detail"]
+
+
+@pytest.mark.slow
+def test_relocation_benchmark_times_two_new_versions(tmp_path: Path) -> None:
+    """benchmarks/relocation.py at a tiny size: versions 2 and 3 into the history re-locate
+    periods (3 from 2's rows), each timed against version 2 into an empty warehouse, and the
+    report runs on every basis."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "relocation.py"),
+            *("--users", "2000", "--postcodes", "5000", "--snapshots", "3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["backend"] == "sqlite"
+    assert (figures["history"]["version"], figures["following"]["version"]) == (2, 3)
+    assert figures["history"]["relocation"]["periods"] > 0
+    assert figures["following"]["relocation"]["periods"] > 0
+    assert figures["ratio"] == figures["history"]["seconds"] / figures["empty"]["seconds"]
+    assert figures["passed"] == (max(figures["ratio"], figures["following_ratio"]) <= 2)
+    assert set(figures["report_seconds"]) == {"lookup", "recorded", "current"}
