@@ -139,17 +139,18 @@ WHERE NOT EXISTS (SELECT 1 FROM {table} AS n WHERE n.{key} = o.{key})
 # its relocation row, else as recorded), with why, one row per user and reason.
 _CHANGED = f"""
 WITH touched AS (
-    SELECT address_id FROM address_relocation WHERE version_id IN (:version, :previous)
+    SELECT address_id,
+           MAX(CASE WHEN version_id = :previous THEN local_authority_code END) AS old_code,
+           MAX(CASE WHEN version_id = :version THEN local_authority_code END) AS new_code
+    FROM address_relocation WHERE version_id IN (:version, :previous)
     GROUP BY address_id
 ),
 compared AS (
     SELECT a.user_id, a.postcode_kind,
-           COALESCE(o.local_authority_code, a.local_authority_code) AS old_code,
-           COALESCE(n.local_authority_code, a.local_authority_code) AS new_code
+           COALESCE(t.old_code, a.local_authority_code) AS old_code,
+           COALESCE(t.new_code, a.local_authority_code) AS new_code
     FROM touched AS t
     JOIN user_address AS a ON a.address_id = t.address_id
-    LEFT JOIN address_relocation AS o ON o.version_id = :previous AND o.address_id = t.address_id
-    LEFT JOIN address_relocation AS n ON n.version_id = :version AND n.address_id = t.address_id
 ),
 reasons AS (
     SELECT DISTINCT user_id,

@@ -67,9 +67,8 @@ _RETIRE_MOVES = (
     "UPDATE fact_snapshot_relocation SET retired_run_id = :run_id "
     "WHERE snapshot_at >= :since AND version_id = :lookup_version AND retired_run_id IS NULL"
 )
-# The re-located periods are summed per (code, valid_from, valid_to) first: their ends are
-# snapshot times, so a few thousand intervals stand for hundreds of thousands of periods, and
-# only those are held against each snapshot time.
+# The re-located periods come summed per interval (relocated_periods): only a few thousand
+# intervals are held against each snapshot time.
 _INSERT_MOVES = """
     INSERT INTO fact_snapshot_relocation
         (snapshot_at, version_id, local_authority_code, users, recorded_run_id)

@@ -86,18 +86,22 @@ WHERE moved.valid_from <= :as_of
 GROUP BY moved.code
 
 -- fragment: relocated_periods
--- Each period lookup version :lookup_version re-located, twice: (code, users, valid_from,
--- valid_to) with +1 under the code the version gives it and -1 under the code it was recorded
--- with. What relocated_counts and the periodic-snapshot facts of re-location sum.
-SELECT r.local_authority_code AS code, 1 AS users, a.valid_from, a.valid_to
-FROM address_relocation AS r
-JOIN user_address AS a ON a.address_id = r.address_id
-WHERE r.version_id = :lookup_version
-UNION ALL
-SELECT a.local_authority_code, -1, a.valid_from, a.valid_to
-FROM address_relocation AS r
-JOIN user_address AS a ON a.address_id = r.address_id
-WHERE r.version_id = :lookup_version
+-- The periods lookup version :lookup_version re-located, as (code, users, valid_from, valid_to):
+-- +n under the code the version gives them and -n under the code they were recorded with, n
+-- periods at a time. What relocated_counts and the periodic-snapshot facts of re-location sum.
+-- The periods are read once and counted per (new code, recorded code, interval) first: their
+-- ends are snapshot times, so a few thousand rows stand for hundreds of thousands of periods.
+SELECT CASE WHEN side.sign = 1 THEN pair.new_code ELSE pair.recorded_code END AS code,
+       side.sign * pair.periods AS users, pair.valid_from, pair.valid_to
+FROM (
+    SELECT r.local_authority_code AS new_code, a.local_authority_code AS recorded_code,
+           a.valid_from, a.valid_to, COUNT(*) AS periods
+    FROM address_relocation AS r
+    JOIN user_address AS a ON a.address_id = r.address_id
+    WHERE r.version_id = :lookup_version
+    GROUP BY r.local_authority_code, a.local_authority_code, a.valid_from, a.valid_to
+) AS pair
+CROSS JOIN (SELECT 1 AS sign UNION ALL SELECT -1) AS side
 
 -- fragment: snapshot_counts
 -- The users at :as_of per authority code (supplied_code, users) from the periodic-snapshot
