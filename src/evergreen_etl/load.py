@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Connection, DateTime, Engine, bindparam, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -196,12 +196,12 @@ def _load_in_transaction(
         if reloaded is None:
             log.info("this snapshot is already loaded: nothing to do")
             return skipped
-        run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded[0])
+        run_id = _record_lookup_run(conn, as_of, key_id, users_sha, postcodes_sha, reloaded.rows)
         version, relocation = _new_version(conn, lookup, postcodes_sha, reloaded, run_id)
         return skipped.model_copy(
             update={
                 "run_id": run_id,
-                "postcodes_loaded": reloaded[0],
+                "postcodes_loaded": reloaded.rows,
                 "lookup_version": version.version_id if version is not None else None,
                 "relocated": relocation.users,
                 "relocated_by_reason": relocation.by_reason,
@@ -227,7 +227,7 @@ def _load_in_transaction(
     ).scalar_one()
 
     reloaded = _load_lookup_if_changed(conn, lookup, postcodes_sha, progress=progress)
-    postcodes_loaded = reloaded[0] if reloaded is not None else None
+    postcodes_loaded = reloaded.rows if reloaded is not None else None
     version, relocation = _new_version(conn, lookup, postcodes_sha, reloaded, run_id)
 
     staged = stage_snapshot(conn, staged_users)
@@ -330,11 +330,18 @@ def _load_in_transaction(
     )
 
 
+class _Reloaded(NamedTuple):
+    """A lookup just loaded: its rows, and the version it replaced (with what that one said
+    of each postcode, for re-location; None: the first lookup)."""
+
+    rows: int
+    previous: PreviousLookup | None
+
+
 def _load_lookup_if_changed(
     conn: Connection, lookup: PostcodeLookupReader, postcodes_sha: str, *, progress: bool
-) -> tuple[int, PreviousLookup | None] | None:
-    """Load the lookup unless the last one loaded has the same checksum: the rows loaded and
-    the version it replaced (with what that one said of each postcode, for re-location)."""
+) -> _Reloaded | None:
+    """Load the lookup unless the last one loaded has the same checksum."""
     last_lookup = conn.execute(
         text(
             # An undone or replaced load's lookup stays loaded (undo keeps dim_postcode).
@@ -348,22 +355,26 @@ def _load_lookup_if_changed(
     previous = remember_locations(conn)
     loaded = load_postcodes(conn, lookup, progress=progress)
     failpoint("load.postcodes_loaded")
-    return loaded, previous
+    return _Reloaded(loaded, previous)
 
 
 def _new_version(
     conn: Connection,
     lookup: PostcodeLookupReader,
     postcodes_sha: str,
-    reloaded: tuple[int, PreviousLookup | None] | None,
+    reloaded: _Reloaded | None,
     run_id: int,
 ) -> tuple[LookupVersion | None, Relocation]:
     """A lookup just loaded becomes the newest version and re-locates the history."""
     if reloaded is None:
         return None, Relocation()
-    postcodes, previous = reloaded
     return add_lookup_version(
-        conn, lookup, sha256=postcodes_sha, postcodes=postcodes, run_id=run_id, previous=previous
+        conn,
+        lookup,
+        sha256=postcodes_sha,
+        postcodes=reloaded.rows,
+        run_id=run_id,
+        previous=reloaded.previous,
     )
 
 
